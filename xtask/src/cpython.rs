@@ -1,0 +1,128 @@
+//! Stage 5, CPython: configure/make/install a patched tree with `_ssl`,
+//! `_hashlib` and `zlib` compiled into the interpreter (Modules/Setup.local,
+//! `*static*`), so no libssl/libcrypto/libz is needed at run time and
+//! `--exclude-libs,ALL` keeps their symbols out of the dynamic symbol table.
+
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::deps::Dep;
+use crate::openssl::Openssl;
+use crate::recipes::{CpythonRecipe, Toolchain};
+use crate::source::Tree;
+use crate::util::{commit_dir, copy_tree, is_complete, mark_complete, run_logged, Cache, KeyBuilder};
+
+/// Bump when the way we configure or install changes, to invalidate builds.
+const BUILD_RECIPE_REVISION: &str = "1";
+
+pub struct Built {
+    /// The `--prefix` the interpreter was configured for.
+    pub prefix: String,
+    /// The installed tree: `<root>/bin/python…`, `<root>/lib/…`.
+    pub root: PathBuf,
+    pub key: String,
+    pub cache_hit: bool,
+    pub steps: Vec<(String, Duration)>,
+}
+
+pub fn install_prefix(recipe: &CpythonRecipe) -> String {
+    format!("/opt/tlsforge/cpython-{}", recipe.version)
+}
+
+/// The `*static*` section that links our libraries into the interpreter.
+pub fn setup_local(openssl: &Openssl, zlib: &Dep) -> String {
+    let o = openssl.prefix.display();
+    let z = zlib.prefix.display();
+    format!(
+        "# Written by tlsforge: link TLS, hashing and zlib statically.\n\
+         *static*\n\
+         _ssl _ssl.c -DUSE_SSL -I{o}/include {o}/lib/libssl.a {o}/lib/libcrypto.a -lpthread\n\
+         _hashlib _hashopenssl.c -I{o}/include {o}/lib/libcrypto.a -lpthread\n\
+         zlib zlibmodule.c -I{z}/include {z}/lib/libz.a\n"
+    )
+}
+
+pub fn build(
+    cache: &Cache,
+    recipe: &CpythonRecipe,
+    tree: &Tree,
+    openssl: &Openssl,
+    zlib: &Dep,
+    tc: &Toolchain,
+    jobs: usize,
+) -> Result<Built> {
+    let prefix = install_prefix(recipe);
+    let key = KeyBuilder::new("cpython")
+        .add("revision", BUILD_RECIPE_REVISION)
+        .add("tree", &tree.key)
+        .add("openssl", &openssl.key)
+        .add("zlib", &zlib.key)
+        .add("toolchain", toml::to_string(tc)?)
+        .add("prefix", &prefix)
+        .finish();
+    let dir = cache.dir("cpython")?.join(format!("{}-{}-{}", recipe.version, tc.triple, key));
+    let root = dir.join("install").join(prefix.trim_start_matches('/'));
+    if is_complete(&dir) {
+        return Ok(Built { prefix, root, key, cache_hit: true, steps: vec![] });
+    }
+    let work = tempfile::tempdir_in(cache.dir("cpython")?)?;
+    let src = work.path().join("build");
+    copy_tree(&tree.path, &src)?;
+    fs::write(src.join("Modules/Setup.local"), setup_local(openssl, zlib))?;
+    let staged = work.path().join("out");
+    let log = cache.log_path(&format!("cpython-{}-{}", recipe.version, tc.triple))?;
+    let _ = fs::remove_file(&log);
+
+    let mut configure = Command::new("./configure");
+    configure
+        .current_dir(&src)
+        .arg(format!("--prefix={prefix}"))
+        .arg("--with-ensurepip=no")
+        .env("CC", &tc.cc)
+        .env("CFLAGS", tc.cflags.join(" "))
+        .env("CPPFLAGS", format!("-I{}/include", zlib.prefix.display()))
+        .env("LDFLAGS", format!("{} -L{}/lib", tc.ldflags.join(" "), zlib.prefix.display()));
+    if recipe.is_python2() {
+        configure.arg("--enable-unicode=ucs4");
+    } else {
+        configure
+            .arg(format!("--with-openssl={}", openssl.prefix.display()))
+            .arg("--with-openssl-rpath=no");
+    }
+    let mut steps = Vec::new();
+    steps.push(("configure".to_string(), run_logged(configure, &format!("configuring CPython {}", recipe.version), &log)?));
+
+    let mut make = Command::new("make");
+    make.current_dir(&src).arg(format!("-j{jobs}"));
+    steps.push(("make".to_string(), run_logged(make, &format!("compiling CPython {}", recipe.version), &log)?));
+    check_builtin(&src, &["_ssl", "_hashlib", "zlib"]).with_context(|| format!("see {}", log.display()))?;
+
+    let mut install = Command::new("make");
+    install
+        .current_dir(&src)
+        .arg(format!("-j{jobs}"))
+        .arg("install")
+        .arg(format!("DESTDIR={}", staged.join("install").display()));
+    steps.push(("make install".to_string(), run_logged(install, &format!("installing CPython {}", recipe.version), &log)?));
+    if !root.join("bin").is_dir() {
+        bail!("make install left no {}/bin", root.display());
+    }
+    mark_complete(&staged)?;
+    commit_dir(&staged, &dir)?;
+    Ok(Built { prefix, root, key, cache_hit: false, steps })
+}
+
+/// makesetup writes the built-in modules into Modules/config.c; if one of
+/// ours is missing there, the interpreter would silently lack it.
+fn check_builtin(src: &Path, modules: &[&str]) -> Result<()> {
+    let config = fs::read_to_string(src.join("Modules/config.c")).context("reading Modules/config.c")?;
+    for m in modules {
+        if !config.contains(&format!("\"{m}\"")) {
+            bail!("module {m} is not compiled into the interpreter (Modules/config.c lacks it)");
+        }
+    }
+    Ok(())
+}

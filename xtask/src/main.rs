@@ -1,0 +1,174 @@
+//! `cargo xtask`: tlsforge's orchestrator. One module per pipeline stage:
+//!
+//! fetch (fetch.rs, apt.rs) → extract (extract.rs) → patch (patch.rs,
+//! source.rs) → OpenSSL (openssl.rs) → deps (deps.rs) → CPython (cpython.rs)
+//! → validate (validate.rs) → package (package.rs); pipeline.rs wires them.
+
+mod apt;
+mod cpython;
+mod deps;
+mod extract;
+mod fetch;
+mod openssl;
+mod package;
+mod patch;
+mod pipeline;
+mod prereqs;
+mod recipes;
+mod source;
+mod testing;
+mod util;
+mod validate;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build CPython with OpenSSL linked in statically and modern TLS, then prove it")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct Select {
+    /// CPython versions: `2.7`, `3.13`, `3.13.5`, or `all` (repeatable). Default: 2.7 and 3.13.
+    #[arg(long = "python", value_name = "VERSION")]
+    pythons: Vec<String>,
+    /// Target triple or alias (see `list`). Default: this machine.
+    #[arg(long)]
+    target: Option<String>,
+    /// OpenSSL to link: `4.0` (default) or `3.5` (LTS).
+    #[arg(long)]
+    openssl: Option<String>,
+    /// Parallel make jobs. Default: number of CPUs.
+    #[arg(long, short)]
+    jobs: Option<usize>,
+}
+
+impl Select {
+    fn options(&self, require_cached: bool) -> pipeline::Options {
+        pipeline::Options {
+            pythons: self.pythons.clone(),
+            target: self.target.clone(),
+            openssl: self.openssl.clone(),
+            jobs: self.jobs.unwrap_or_else(pipeline::jobs_default),
+            require_cached,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Download and verify the pinned sources into the cache.
+    Fetch(Select),
+    /// Fetch, patch, build OpenSSL and CPython, validate, package into dist/.
+    Build(Select),
+    /// Re-package already built interpreters into dist/ (never compiles).
+    Package(Select),
+    /// Check built interpreters (a dist/ archive's tree, or paths given).
+    Validate {
+        #[command(flatten)]
+        select: Select,
+        /// Installed trees to check instead of the cached builds.
+        paths: Vec<PathBuf>,
+    },
+    /// Unit tests, then build the default set and run the TLS suites on it.
+    Test(Select),
+    /// Show CPython versions, targets and OpenSSL choices and where they come from.
+    List,
+    /// Patch-series maintenance.
+    Patches {
+        #[command(subcommand)]
+        action: PatchAction,
+    },
+    /// Internal: runs openssl-src in a child process with its output logged.
+    #[command(name = "__openssl-build", hide = true)]
+    OpensslBuild { choice: String, target: String, openssldir: String, out: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum PatchAction {
+    /// Every series applies with zero fuzz to its pristine source.
+    Check,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Cmd::Fetch(sel) => fetch_sources(&sel),
+        Cmd::Build(sel) => pipeline::build(&sel.options(false)).map(|_| ()),
+        Cmd::Package(sel) => pipeline::build(&sel.options(true)).map(|_| ()),
+        Cmd::Validate { select, paths } => testing::validate(&select.options(false), &paths),
+        Cmd::Test(sel) => testing::test(&sel.options(false)),
+        Cmd::List => list(),
+        Cmd::Patches { action: PatchAction::Check } => pipeline::check_patches(),
+        Cmd::OpensslBuild { choice, target, openssldir, out } => openssl::child_build(&choice, &target, &openssldir, &out),
+    }
+}
+
+fn fetch_sources(sel: &Select) -> Result<()> {
+    let recipes = recipes::Recipes::load()?;
+    let cache = util::Cache::from_env()?;
+    let mut sources: Vec<(String, &recipes::Source)> = pipeline::selected(&recipes, &sel.pythons)?
+        .into_iter()
+        .map(|r| (format!("cpython {}", r.version), &r.source))
+        .collect();
+    sources.extend(recipes.deps.iter().map(|d| (format!("{} {}", d.name, d.version), &d.source)));
+    let mut failed = 0;
+    for (name, src) in sources {
+        let start = std::time::Instant::now();
+        match fetch::fetch(&cache, src, &recipes.mirrors) {
+            Ok(f) => println!(
+                "{name:<18} {:>6.1}s  {}  ({})",
+                start.elapsed().as_secs_f64(),
+                f.path.display(),
+                match f.origin {
+                    fetch::Origin::Cache => "cache".to_string(),
+                    fetch::Origin::Provider(p) => p,
+                }
+            ),
+            Err(e) => {
+                failed += 1;
+                println!("{name:<18} FAILED: {e:#}");
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} source(s) could not be fetched");
+    }
+    Ok(())
+}
+
+fn list() -> Result<()> {
+    let r = recipes::Recipes::load()?;
+    println!("CPython versions (recipes/cpython/):");
+    for c in &r.cpython {
+        let patches = patch::read_series(&c.patch_dir())?.len();
+        let deb = c.source.debian.as_ref().map(|d| format!("Debian {} {} ({})", d.package, d.version, d.suite)).unwrap_or_default();
+        let default = if pipeline::DEFAULT_PYTHONS.contains(&c.series.as_str()) { " [default]" } else { "" };
+        println!("  {:<8} {:>2} patches  {}  sources: {} | {}{default}", c.version, patches, &c.source.sha256[..12], c.source.urls.join(" "), deb);
+    }
+    println!("OpenSSL (recipes/openssl.toml):");
+    for o in &r.openssl {
+        let d = if o.choice == r.openssl_default { " [default]" } else { "" };
+        println!("  --openssl {:<4} OpenSSL {:<6} from crate {}{d}", o.choice, o.version, o.crate_name);
+    }
+    println!("Targets (toolchains/):");
+    for t in &r.toolchains {
+        let host = if t.runs_here() { " [host]" } else { "" };
+        println!("  {:<28} {:<12} aliases: {}{host}{}", t.triple, t.status, t.aliases.join(", "),
+            t.reason.as_ref().map(|r| format!("  ({r})")).unwrap_or_default());
+    }
+    println!("Mirrors: {}", if r.mirrors.is_empty() { "none (add to recipes/mirrors.toml or TLSFORGE_MIRRORS)".to_string() } else { r.mirrors.join(" ") });
+    println!("Cache: {}", util::Cache::from_env()?.root.display());
+    Ok(())
+}

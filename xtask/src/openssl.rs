@@ -1,0 +1,105 @@
+//! Stage 4, OpenSSL: built once per (OpenSSL version, target, toolchain
+//! data) through openssl-src's `Build` API and reused by every CPython build.
+//!
+//! openssl-src is made for build scripts: it prints to stdout and runs make
+//! with inherited output. So the build runs in a child process of ours
+//! (`xtask __openssl-build`) whose output goes to a log file, and the parent
+//! shows a spinner. The result lands in `openssl/<choice>-<target>-<key>/`,
+//! marked complete only after `make install_dev` finished.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::recipes::{host_triple, OpensslRecipe, Toolchain};
+use crate::util::{is_complete, mark_complete, run_logged, Cache, KeyBuilder};
+
+pub struct Openssl {
+    /// Holds include/ and lib/{libssl,libcrypto}.a.
+    pub prefix: PathBuf,
+    pub key: String,
+    pub recipe: OpensslRecipe,
+    pub cache_hit: bool,
+}
+
+/// The OpenSSL source version each crate carries, checked against the recipe
+/// so that a crate bump without a recipe bump is caught.
+fn crate_openssl_version(choice: &str) -> Result<&'static str> {
+    Ok(match choice {
+        "4.0" => openssl_src_400::version(),
+        "3.5" => openssl_src_300::version(),
+        other => bail!("no openssl-src crate is wired for --openssl {other}"),
+    })
+}
+
+pub fn cflags(tc: &Toolchain) -> String {
+    tc.cflags.join(" ")
+}
+
+pub fn build(cache: &Cache, recipe: &OpensslRecipe, tc: &Toolchain, jobs: usize) -> Result<Openssl> {
+    let crate_version = crate_openssl_version(&recipe.choice)?;
+    if crate_version != recipe.version {
+        bail!(
+            "recipes/openssl.toml says OpenSSL {} for choice {}, but the linked crate carries {crate_version}",
+            recipe.version,
+            recipe.choice
+        );
+    }
+    let key = KeyBuilder::new("openssl")
+        .add("version", &recipe.version)
+        .add("crate", &recipe.crate_name)
+        .add("target", &tc.triple)
+        .add("openssldir", &tc.openssldir)
+        .add("cc", &tc.cc)
+        .add("cflags", cflags(tc))
+        .finish();
+    let dir = cache.dir("openssl")?.join(format!("{}-{}-{key}", recipe.version, tc.triple));
+    let prefix = dir.join("install");
+    if is_complete(&dir) {
+        return Ok(Openssl { prefix, key, recipe: recipe.clone(), cache_hit: true });
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    let log = cache.log_path(&format!("openssl-{}-{}", recipe.version, tc.triple))?;
+    let _ = std::fs::remove_file(&log);
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args(["__openssl-build", &recipe.choice, &tc.triple, &tc.openssldir])
+        .arg(&dir)
+        .env("CARGO_MAKEFLAGS", format!("-j{jobs}"))
+        .env("CFLAGS", cflags(tc))
+        .env("CC", &tc.cc);
+    run_logged(cmd, &format!("building OpenSSL {} for {}", recipe.version, tc.triple), &log)?;
+    for lib in ["libssl.a", "libcrypto.a"] {
+        if !prefix.join("lib").join(lib).is_file() {
+            bail!("OpenSSL build finished but {} is missing; see {}", lib, log.display());
+        }
+    }
+    mark_complete(&dir)?;
+    Ok(Openssl { prefix, key, recipe: recipe.clone(), cache_hit: false })
+}
+
+/// The child side: runs openssl-src and exits non-zero on failure.
+pub fn child_build(choice: &str, target: &str, openssldir: &str, out: &Path) -> Result<()> {
+    let host = host_triple();
+    let result = match choice {
+        "4.0" => openssl_src_400::Build::new()
+            .target(target)
+            .host(&host)
+            .out_dir(out)
+            .openssl_dir(openssldir)
+            .try_build()
+            .map(|a| a.lib_dir().to_path_buf()),
+        "3.5" => openssl_src_300::Build::new()
+            .target(target)
+            .host(&host)
+            .out_dir(out)
+            .openssl_dir(openssldir)
+            .try_build()
+            .map(|a| a.lib_dir().to_path_buf()),
+        other => bail!("unknown OpenSSL choice {other}"),
+    };
+    let lib_dir = result.map_err(|e| anyhow::anyhow!(e)).context("openssl-src build")?;
+    println!("OpenSSL libraries in {}", lib_dir.display());
+    Ok(())
+}

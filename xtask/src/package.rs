@@ -1,0 +1,171 @@
+//! Stage 7, package: a deterministic `install_only` archive in `dist/`
+//! (sorted entries, fixed owner and mtime, gzip without a timestamp), the
+//! manifest inside it as `python/PYTHON.json` and beside it, and SHA256SUMS.
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::util::sha256_file;
+
+/// `SOURCE_DATE_EPOCH` if set, else a fixed date, so archives don't carry
+/// the time of the build.
+pub fn source_date_epoch() -> u64 {
+    std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse().ok()).unwrap_or(1_700_000_000)
+}
+
+pub fn archive_name(version: &str, openssl_choice: &str, default_choice: &str, triple: &str) -> String {
+    let local = if openssl_choice == default_choice {
+        "tlsforge".to_string()
+    } else {
+        format!("tlsforge.openssl{}", openssl_choice.replace('.', ""))
+    };
+    format!("cpython-{version}+{local}-{triple}-install_only.tar.gz")
+}
+
+/// Every path under `root`, relative, sorted, directories before contents.
+fn walk_sorted(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let mut children: Vec<PathBuf> = fs::read_dir(root.join(&rel))?
+            .map(|e| e.map(|e| rel.join(e.file_name())))
+            .collect::<std::io::Result<_>>()?;
+        children.sort();
+        for c in children.into_iter().rev() {
+            let meta = fs::symlink_metadata(root.join(&c))?;
+            if meta.is_dir() {
+                stack.push(c.clone());
+            }
+            out.push(c);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Writes `root` as `python/...` plus `python/PYTHON.json` into `dest`,
+/// atomically (temporary file, then rename).
+pub fn write_archive(root: &Path, manifest: &Value, dest: &Path) -> Result<()> {
+    let mtime = source_date_epoch();
+    let parent = dest.parent().unwrap();
+    fs::create_dir_all(parent)?;
+    let tmp = tempfile::NamedTempFile::new_in(parent)?;
+    let gz = flate2::GzBuilder::new().mtime(0).write(tmp.as_file(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    tar.mode(tar::HeaderMode::Deterministic);
+    tar.follow_symlinks(false);
+    let header_for = |meta: &fs::Metadata| {
+        let mut h = tar::Header::new_gnu();
+        h.set_metadata_in_mode(meta, tar::HeaderMode::Deterministic);
+        h.set_mtime(mtime);
+        h.set_uid(0);
+        h.set_gid(0);
+        h
+    };
+    for rel in walk_sorted(root)? {
+        if rel.file_name().is_some_and(|n| n == crate::util::COMPLETE_MARKER) {
+            continue;
+        }
+        let full = root.join(&rel);
+        let meta = fs::symlink_metadata(&full)?;
+        let name = Path::new("python").join(&rel);
+        let mut h = header_for(&meta);
+        if meta.file_type().is_symlink() {
+            h.set_size(0);
+            tar.append_link(&mut h, &name, fs::read_link(&full)?)?;
+        } else if meta.is_dir() {
+            h.set_size(0);
+            tar.append_data(&mut h, &name, std::io::empty())?;
+        } else {
+            tar.append_data(&mut h, &name, fs::File::open(&full)?)?;
+        }
+    }
+    let manifest_bytes = serde_json::to_vec_pretty(manifest)?;
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_mtime(mtime);
+    h.set_size(manifest_bytes.len() as u64);
+    tar.append_data(&mut h, "python/PYTHON.json", manifest_bytes.as_slice())?;
+    tar.into_inner()?.finish()?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(dest).with_context(|| format!("writing {}", dest.display()))?;
+    Ok(())
+}
+
+/// Rewrites `dist/SHA256SUMS` from every archive, .deb and manifest present.
+pub fn write_sha256sums(dist: &Path) -> Result<()> {
+    let mut sums = BTreeMap::new();
+    for e in fs::read_dir(dist)? {
+        let p = e?.path();
+        let n = p.file_name().unwrap().to_string_lossy().to_string();
+        if n.ends_with(".tar.gz") || n.ends_with(".deb") || (n.starts_with("cpython-") && n.ends_with(".json")) {
+            sums.insert(n, sha256_file(&p)?);
+        }
+    }
+    let mut tmp = tempfile::NamedTempFile::new_in(dist)?;
+    for (n, s) in &sums {
+        writeln!(tmp, "{s}  {n}")?;
+    }
+    tmp.persist(dist.join("SHA256SUMS"))?;
+    Ok(())
+}
+
+pub fn write_manifest_beside(dest_archive: &Path, manifest: &Value) -> Result<PathBuf> {
+    let path = PathBuf::from(format!("{}.json", dest_archive.display().to_string().trim_end_matches(".tar.gz")));
+    let mut tmp = tempfile::NamedTempFile::new_in(path.parent().unwrap())?;
+    tmp.write_all(&serde_json::to_vec_pretty(manifest)?)?;
+    tmp.persist(&path)?;
+    Ok(path)
+}
+
+/// A skeleton with the fields every manifest has; callers fill the rest.
+pub fn manifest_base(version: &str, triple: &str, python2: bool) -> Value {
+    let short: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
+    json!({
+        "version": "8",
+        "format": "tlsforge-install_only",
+        "target_triple": triple,
+        "python_version": version,
+        "python_major_minor_version": short,
+        "python_exe": format!("bin/python{}", if python2 { "2" } else { "3" }),
+        "python_stdlib": format!("lib/python{short}"),
+        "link_mode": "static-openssl",
+        "build_date_epoch": source_date_epoch(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_is_byte_identical_across_runs_and_mtimes() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("r");
+        fs::create_dir_all(root.join("bin")).unwrap();
+        fs::write(root.join("bin/python3"), b"#!elf").unwrap();
+        std::os::unix::fs::symlink("python3", root.join("bin/python")).unwrap();
+        let m = json!({"a": 1});
+        write_archive(&root, &m, &d.path().join("one.tar.gz")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        fs::write(root.join("bin/python3"), b"#!elf").unwrap(); // new mtime
+        write_archive(&root, &m, &d.path().join("two.tar.gz")).unwrap();
+        assert_eq!(sha256_file(&d.path().join("one.tar.gz")).unwrap(), sha256_file(&d.path().join("two.tar.gz")).unwrap());
+        let mut a = tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(d.path().join("one.tar.gz")).unwrap()));
+        let names: Vec<String> = a.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
+        assert_eq!(names, ["python/bin", "python/bin/python", "python/bin/python3", "python/PYTHON.json"]);
+    }
+
+    #[test]
+    fn names_follow_the_convention() {
+        assert_eq!(
+            archive_name("3.13.5", "4.0", "4.0", "x86_64-unknown-linux-gnu"),
+            "cpython-3.13.5+tlsforge-x86_64-unknown-linux-gnu-install_only.tar.gz"
+        );
+        assert!(archive_name("2.7.18", "3.5", "4.0", "t").contains("+tlsforge.openssl35-t-"));
+    }
+}

@@ -1,0 +1,248 @@
+//! The whole road, stage by stage: fetch → extract → patch → OpenSSL →
+//! deps → CPython → validate → package. Each stage is its own module; this
+//! one only wires them together, times them and writes the manifest.
+
+use anyhow::{bail, Result};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::recipes::{CpythonRecipe, Recipes, Toolchain};
+use crate::util::{workspace_root, Cache, Timings};
+use crate::{cpython, deps, openssl, package, patch, source, validate};
+
+pub struct Options {
+    pub pythons: Vec<String>,
+    pub target: Option<String>,
+    pub openssl: Option<String>,
+    pub jobs: usize,
+    /// `package`: re-package only what is already built; never compile.
+    pub require_cached: bool,
+}
+
+/// The versions built when `--python` is not given: Python 2.7 and the
+/// newest 3.x whose sources can be fetched on the machines we build on.
+pub const DEFAULT_PYTHONS: &[&str] = &["2.7", "3.13"];
+
+pub struct Artifact {
+    pub version: String,
+    pub python2: bool,
+    pub archive: PathBuf,
+    pub manifest: PathBuf,
+    /// The installed tree in the cache (runnable on the build machine).
+    pub root: PathBuf,
+    pub openssl_choice: String,
+}
+
+pub fn dist_dir() -> Result<PathBuf> {
+    let d = std::env::var_os("TLSFORGE_DIST").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("dist"));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+pub fn selected<'a>(recipes: &'a Recipes, pythons: &[String]) -> Result<Vec<&'a CpythonRecipe>> {
+    if pythons.iter().any(|p| p == "all") {
+        return Ok(recipes.cpython.iter().collect());
+    }
+    let wanted: Vec<String> = if pythons.is_empty() {
+        DEFAULT_PYTHONS.iter().map(|s| s.to_string()).collect()
+    } else {
+        pythons.to_vec()
+    };
+    wanted.iter().map(|w| recipes.python(w)).collect()
+}
+
+pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
+    let start = Instant::now();
+    let recipes = Recipes::load()?;
+    let cache = Cache::from_env()?;
+    let tc = recipes.toolchain(opts.target.as_deref())?;
+    if tc.status == "unsupported" {
+        bail!("target {} is not supported: {}", tc.triple, tc.reason.as_deref().unwrap_or("see README"));
+    }
+    let ossl_recipe = recipes.openssl(opts.openssl.as_deref())?;
+    let pythons = selected(&recipes, &opts.pythons)?;
+    crate::prereqs::ensure_build_tools()?;
+    eprintln!(
+        "tlsforge: {} for {} with OpenSSL {} (cache {})",
+        pythons.iter().map(|p| p.version.as_str()).collect::<Vec<_>>().join(", "),
+        tc.triple,
+        ossl_recipe.version,
+        cache.root.display()
+    );
+    let mut t = Timings::default();
+    let ossl = t.stage(format!("openssl {} ({})", ossl_recipe.version, tc.triple), || {
+        guard_cached(opts, openssl::build(&cache, ossl_recipe, tc, opts.jobs).map(|o| {
+            let hit = o.cache_hit;
+            (o, hit)
+        }))
+    })?;
+    let zlib = t.stage("zlib", || {
+        guard_cached(opts, deps::build(&cache, recipes.dep("zlib")?, tc, &recipes.mirrors, opts.jobs).map(|d| {
+            let hit = d.cache_hit;
+            (d, hit)
+        }))
+    })?;
+    let mut artifacts = Vec::new();
+    for recipe in pythons {
+        artifacts.push(build_one(&cache, &recipes, recipe, tc, &ossl, &zlib, opts, &mut t)?);
+    }
+    package::write_sha256sums(&dist_dir()?)?;
+    let wall = start.elapsed().as_secs_f64();
+    if t.all_cached() {
+        eprintln!("tlsforge: nothing changed; every stage was a cache hit ({wall:.1}s)");
+    } else {
+        eprintln!("tlsforge: done in {wall:.1}s");
+    }
+    for a in &artifacts {
+        eprintln!("  {}", a.archive.display());
+    }
+    Ok(artifacts)
+}
+
+fn guard_cached<T>(opts: &Options, r: Result<(T, bool)>) -> Result<(T, bool)> {
+    // A build that had to compile while re-packaging only is an error.
+    match r {
+        Ok((_, false)) if opts.require_cached => bail!("`package` found a stage that is not built yet; run `cargo xtask build` first"),
+        other => other,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_one(
+    cache: &Cache,
+    recipes: &Recipes,
+    recipe: &CpythonRecipe,
+    tc: &Toolchain,
+    ossl: &openssl::Openssl,
+    zlib: &deps::Dep,
+    opts: &Options,
+    t: &mut Timings,
+) -> Result<Artifact> {
+    let v = &recipe.version;
+    let series = patch::read_series(&recipe.patch_dir())?;
+    let tree = t.stage(format!("cpython {v}: fetch, extract, patch ({} patches)", series.len()), || {
+        let tree = source::prepare(cache, &recipe.source, &series, &recipes.mirrors, &format!("cpython-{v}"))?;
+        let hit = tree.cache_hit && tree.fetched_from == crate::fetch::Origin::Cache;
+        Ok((tree, hit))
+    })?;
+    if opts.require_cached && !tree.cache_hit {
+        bail!("CPython {v} is not built yet; run `cargo xtask build --python {v}` first");
+    }
+    let built = t.stage(format!("cpython {v}: build"), || {
+        guard_cached(opts, cpython::build(cache, recipe, &tree, ossl, zlib, tc, opts.jobs).map(|b| {
+            let hit = b.cache_hit;
+            (b, hit)
+        }))
+    })?;
+    for (step, took) in &built.steps {
+        eprintln!("      {step:<42} {:>8.1}s", took.as_secs_f64());
+    }
+    let dist = dist_dir()?;
+    let archive = dist.join(package::archive_name(v, &ossl.recipe.choice, &recipes.openssl_default, &tc.triple));
+    let manifest_path = PathBuf::from(format!("{}.json", archive.display().to_string().trim_end_matches(".tar.gz")));
+    let artifact = Artifact {
+        version: v.clone(),
+        python2: recipe.is_python2(),
+        archive: archive.clone(),
+        manifest: manifest_path.clone(),
+        root: built.root.clone(),
+        openssl_choice: ossl.recipe.choice.clone(),
+    };
+    // Packaging is skipped when dist/ already holds this exact build.
+    if archive.exists() && already_packaged(&manifest_path, &built.key) {
+        t.record(format!("cpython {v}: validate + package"), std::time::Duration::ZERO, "cache hit");
+        return Ok(artifact);
+    }
+    let report = t.stage(format!("cpython {v}: validate"), || {
+        let report = validate::check_tree(&built.root, tc)?;
+        if !report.violations.is_empty() {
+            bail!("CPython {v} failed validation:\n  - {}", report.violations.join("\n  - "));
+        }
+        Ok((report, false))
+    })?;
+    let smoke = if tc.runs_here() {
+        Some(t.stage(format!("cpython {v}: smoke test (relocated copy)"), || {
+            Ok((validate::smoke_test(&built.root, recipe.is_python2())?, false))
+        })?)
+    } else {
+        None
+    };
+    let mut manifest = package::manifest_base(v, &tc.triple, recipe.is_python2());
+    let m = manifest.as_object_mut().unwrap();
+    m.insert("build_key".into(), json!(built.key));
+    m.insert("configured_prefix".into(), json!(built.prefix));
+    m.insert(
+        "openssl".into(),
+        json!({"version": ossl.recipe.version, "choice": ossl.recipe.choice, "crate": ossl.recipe.crate_name,
+               "configure_options": ossl.recipe.options, "openssldir": tc.openssldir, "license": ossl.recipe.license}),
+    );
+    m.insert(
+        "inputs".into(),
+        json!([
+            {"name": "cpython", "version": v, "file": recipe.source.file, "sha256": recipe.source.sha256, "license": "PSF-2.0"},
+            {"name": "zlib", "version": zlib.version, "sha256": zlib.sha256, "license": zlib.license},
+            {"name": "openssl", "version": ossl.recipe.version, "source": ossl.recipe.crate_name, "license": ossl.recipe.license},
+        ]),
+    );
+    m.insert(
+        "patches".into(),
+        json!(tree.patches.iter().map(|(n, s)| json!({"name": n, "sha256": s})).collect::<Vec<_>>()),
+    );
+    m.insert("toolchain".into(), serde_json::to_value(tc)?);
+    m.insert("validation".into(), serde_json::to_value(&report)?);
+    m.insert("smoke_test".into(), smoke.map(|s| serde_json::from_str(&s).unwrap_or(json!(s))).unwrap_or(json!(null)));
+    t.stage(format!("cpython {v}: package"), || {
+        package::write_archive(&built.root, &manifest, &archive)?;
+        package::write_manifest_beside(&archive, &manifest)?;
+        Ok(((), false))
+    })?;
+    Ok(artifact)
+}
+
+fn already_packaged(manifest: &std::path::Path, key: &str) -> bool {
+    std::fs::read_to_string(manifest)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|m| m["build_key"] == key)
+}
+
+/// `patches check`: every series applies with zero fuzz to its pristine source.
+pub fn check_patches() -> Result<()> {
+    let recipes = Recipes::load()?;
+    let cache = Cache::from_env()?;
+    let mut failures = 0;
+    for r in &recipes.cpython {
+        let series = patch::read_series(&r.patch_dir())?;
+        if series.is_empty() {
+            println!("{:<8} no series", r.version);
+            continue;
+        }
+        let fetched = match crate::fetch::fetch(&cache, &r.source, &recipes.mirrors) {
+            Ok(f) => f,
+            Err(e) => {
+                failures += 1;
+                println!("{:<8} cannot fetch the pristine source: {}", r.version, e.to_string().lines().next().unwrap_or(""));
+                continue;
+            }
+        };
+        let tmp = tempfile::tempdir_in(cache.dir("src")?)?;
+        let tree = tmp.path().join("tree");
+        crate::extract::extract(&fetched.path, &tree)?;
+        match patch::apply_series(&tree, &series) {
+            Ok(()) => println!("{:<8} {} patches apply cleanly", r.version, series.len()),
+            Err(e) => {
+                failures += 1;
+                println!("{:<8} FAILED: {e:#}", r.version);
+            }
+        }
+    }
+    if failures > 0 {
+        bail!("{failures} series failed");
+    }
+    Ok(())
+}
+
+pub fn jobs_default() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}

@@ -1,0 +1,255 @@
+//! The data in `recipes/` and `toolchains/`: which sources exist, their pins,
+//! and how each target is compiled. Code reads these; it never hard-codes them.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::util::workspace_root;
+
+/// One pinned download: the same bytes may come from several providers.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Source {
+    pub file: String,
+    pub size: u64,
+    pub sha256: String,
+    #[serde(default)]
+    pub urls: Vec<String>,
+    pub debian: Option<DebianSource>,
+}
+
+/// Where Debian's archive carries the same file (an "orig" tarball).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct DebianSource {
+    pub package: String,
+    pub version: String,
+    pub suite: String,
+    pub file: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct CpythonRecipe {
+    pub version: String,
+    pub series: String,
+    pub source: Source,
+}
+
+impl CpythonRecipe {
+    pub fn is_python2(&self) -> bool {
+        self.version.starts_with("2.")
+    }
+    pub fn patch_dir(&self) -> PathBuf {
+        workspace_root().join("patches").join(&self.version)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct OpensslRecipe {
+    pub choice: String,
+    pub version: String,
+    #[serde(rename = "crate")]
+    pub crate_name: String,
+    pub options: Vec<String>,
+    pub license: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct DepRecipe {
+    pub name: String,
+    pub version: String,
+    pub license: String,
+    #[serde(default)]
+    pub configure: Vec<String>,
+    #[serde(default)]
+    pub make_targets: Vec<String>,
+    #[serde(default)]
+    pub install_targets: Vec<String>,
+    pub source: Source,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Toolchain {
+    pub triple: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub status: String,
+    pub os: String,
+    pub arch: String,
+    pub binary_format: String,
+    pub cc: String,
+    pub openssldir: String,
+    #[serde(default)]
+    pub cflags: Vec<String>,
+    #[serde(default)]
+    pub ldflags: Vec<String>,
+    #[serde(default)]
+    pub needed_allowlist: Vec<String>,
+    pub max_glibc: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl Toolchain {
+    /// True when binaries for this target run on the machine doing the build.
+    pub fn runs_here(&self) -> bool {
+        self.triple == host_triple()
+    }
+}
+
+fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn toml_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+pub struct Recipes {
+    pub cpython: Vec<CpythonRecipe>,
+    pub openssl: Vec<OpensslRecipe>,
+    pub openssl_default: String,
+    pub deps: Vec<DepRecipe>,
+    pub mirrors: Vec<String>,
+    pub toolchains: Vec<Toolchain>,
+}
+
+#[derive(Deserialize)]
+struct OpensslFile {
+    default: String,
+    openssl: Vec<OpensslRecipe>,
+}
+
+#[derive(Deserialize)]
+struct MirrorsFile {
+    mirrors: Vec<String>,
+}
+
+impl Recipes {
+    pub fn load() -> Result<Recipes> {
+        let root = workspace_root();
+        let mut cpython: Vec<CpythonRecipe> = toml_files(&root.join("recipes/cpython"))?
+            .iter()
+            .map(|p| read_toml(p))
+            .collect::<Result<_>>()?;
+        cpython.sort_by_key(|r| version_key(&r.version));
+        let openssl: OpensslFile = read_toml(&root.join("recipes/openssl.toml"))?;
+        let deps = toml_files(&root.join("recipes/deps"))?
+            .iter()
+            .map(|p| read_toml(p))
+            .collect::<Result<_>>()?;
+        let mut mirrors = read_toml::<MirrorsFile>(&root.join("recipes/mirrors.toml"))?.mirrors;
+        if let Ok(extra) = std::env::var("TLSFORGE_MIRRORS") {
+            mirrors.extend(extra.split([',', ' ']).filter(|s| !s.is_empty()).map(String::from));
+        }
+        let toolchains = toml_files(&root.join("toolchains"))?
+            .iter()
+            .map(|p| read_toml(p))
+            .collect::<Result<_>>()?;
+        Ok(Recipes {
+            cpython,
+            openssl: openssl.openssl,
+            openssl_default: openssl.default,
+            deps,
+            mirrors,
+            toolchains,
+        })
+    }
+
+    /// `3.13`, `3.13.5` or `2.7` → the recipe; the error lists what exists.
+    pub fn python(&self, wanted: &str) -> Result<&CpythonRecipe> {
+        self.cpython
+            .iter()
+            .filter(|r| r.version == wanted || r.series == wanted)
+            .next_back()
+            .with_context(|| {
+                format!(
+                    "no CPython recipe matches --python {wanted}; known: {}",
+                    self.cpython.iter().map(|r| r.version.as_str()).collect::<Vec<_>>().join(", ")
+                )
+            })
+    }
+
+    pub fn openssl(&self, wanted: Option<&str>) -> Result<&OpensslRecipe> {
+        let wanted = wanted.unwrap_or(&self.openssl_default);
+        self.openssl
+            .iter()
+            .find(|o| o.choice == wanted || o.version == wanted)
+            .with_context(|| {
+                format!(
+                    "unknown --openssl {wanted}; choose one of: {}",
+                    self.openssl.iter().map(|o| o.choice.as_str()).collect::<Vec<_>>().join(", ")
+                )
+            })
+    }
+
+    pub fn dep(&self, name: &str) -> Result<&DepRecipe> {
+        self.deps.iter().find(|d| d.name == name).with_context(|| format!("no recipe recipes/deps/{name}.toml"))
+    }
+
+    /// `--target` accepts a triple or an alias; none means the host.
+    pub fn toolchain(&self, wanted: Option<&str>) -> Result<&Toolchain> {
+        let host = host_triple();
+        let wanted = wanted.unwrap_or(&host);
+        let found = self
+            .toolchains
+            .iter()
+            .find(|t| t.triple == wanted || t.aliases.iter().any(|a| a == wanted));
+        match found {
+            Some(t) => Ok(t),
+            None => bail!(
+                "unknown --target {wanted}; known targets: {}",
+                self.toolchains.iter().map(|t| t.triple.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+}
+
+/// The Rust-style triple of the machine we run on.
+pub fn host_triple() -> String {
+    let arch = std::env::consts::ARCH;
+    match std::env::consts::OS {
+        "linux" => format!("{arch}-unknown-linux-gnu"),
+        "macos" => format!("{arch}-apple-darwin"),
+        other => format!("{arch}-unknown-{other}"),
+    }
+}
+
+/// "3.13.5" sorts after "3.9.2".
+pub fn version_key(v: &str) -> Vec<u32> {
+    v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_recipe_parses_and_is_pinned() {
+        let r = Recipes::load().unwrap();
+        assert!(r.cpython.len() >= 6);
+        for c in &r.cpython {
+            assert_eq!(c.source.sha256.len(), 64, "{}", c.version);
+            assert!(c.source.sha256.chars().all(|ch| ch.is_ascii_hexdigit()));
+            assert!(c.source.size > 1_000_000);
+        }
+        assert_eq!(r.python("3.9").unwrap().version, "3.9.2");
+        assert_eq!(r.python("2.7").unwrap().version, "2.7.18");
+        assert!(r.python("3.1").is_err());
+        assert_eq!(r.openssl(None).unwrap().version, "4.0.3");
+        assert_eq!(r.openssl(Some("3.5")).unwrap().version, "3.5.5");
+        assert!(r.openssl(Some("1.1")).unwrap_err().to_string().contains("4.0, 3.5"));
+    }
+
+    #[test]
+    fn versions_sort_numerically() {
+        assert!(version_key("3.13.5") > version_key("3.9.2"));
+        assert!(version_key("2.7.18") < version_key("3.9.2"));
+    }
+}

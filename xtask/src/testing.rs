@@ -1,0 +1,132 @@
+//! `validate` and `test`: what the README's test command runs. Unit tests
+//! first, then the default set is built (cache hits when nothing changed),
+//! each archive is unpacked somewhere unrelated, and the TLS suites run on
+//! the unpacked interpreters: the conformance suite (real handshakes) and
+//! CPython's own test_ssl/test_hashlib/test_httplib.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use crate::pipeline::{self, Artifact, Options};
+use crate::recipes::Recipes;
+use crate::util::workspace_root;
+use crate::validate;
+
+pub fn validate(opts: &Options, paths: &[PathBuf]) -> Result<()> {
+    let recipes = Recipes::load()?;
+    let tc = recipes.toolchain(opts.target.as_deref())?;
+    let trees: Vec<PathBuf> = if paths.is_empty() {
+        pipeline::build(opts)?.into_iter().map(|a| a.root).collect()
+    } else {
+        paths.to_vec()
+    };
+    let mut bad = 0;
+    for t in &trees {
+        let r = validate::check_tree(t, tc)?;
+        if r.violations.is_empty() {
+            println!("ok    {} ({} ELF files, NEEDED {}, max GLIBC_{})", t.display(), r.files_checked, r.needed.join(" "), r.max_glibc.as_deref().unwrap_or("-"));
+        } else {
+            bad += 1;
+            println!("FAIL  {}\n  - {}", t.display(), r.violations.join("\n  - "));
+        }
+    }
+    if bad > 0 {
+        bail!("{bad} tree(s) failed validation");
+    }
+    Ok(())
+}
+
+/// Unpacks a dist/ archive into `dir` and returns the interpreter path.
+pub fn unpack(a: &Artifact, dir: &Path) -> Result<PathBuf> {
+    let mut archive = crate::extract::open_archive(&a.archive)?;
+    archive.unpack(dir).with_context(|| format!("unpacking {}", a.archive.display()))?;
+    let exe = validate::python_exe(&dir.join("python"), a.python2);
+    if !exe.exists() {
+        bail!("{} has no {}", a.archive.display(), exe.display());
+    }
+    Ok(exe)
+}
+
+/// Counts kept for the one summary line at the end.
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    lines: Vec<String>,
+}
+
+impl Tally {
+    fn add(&mut self, what: String, ok: bool, detail: String) {
+        if ok {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+        }
+        self.lines.push(format!("{} {what}{}", if ok { "PASS" } else { "FAIL" }, if detail.is_empty() { String::new() } else { format!(": {detail}") }));
+    }
+}
+
+pub fn test(opts: &Options) -> Result<()> {
+    let start = Instant::now();
+    crate::prereqs::ensure(crate::prereqs::TEST_TOOLS)?;
+    let mut tally = Tally::default();
+
+    // 1. Unit and integration tests of the Rust code.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let ok = Command::new(&cargo).args(["test", "--workspace", "--quiet"]).current_dir(workspace_root()).status()?.success();
+    tally.add("cargo test --workspace".into(), ok, String::new());
+
+    // 2. Build what the suites need (cache hits when nothing changed).
+    let artifacts = pipeline::build(opts)?;
+    let unpack_root = tempfile::tempdir()?;
+    let mut interpreters = Vec::new();
+    for a in &artifacts {
+        let dir = unpack_root.path().join(&a.version);
+        std::fs::create_dir_all(&dir)?;
+        interpreters.push((a, unpack(a, &dir)?));
+    }
+
+    // 3. CPython's own TLS-related test suites, from each version's tree.
+    for (a, exe) in &interpreters {
+        let t = Instant::now();
+        let (ok, detail) = stdlib_tests(a, exe)?;
+        tally.add(format!("stdlib tests cpython {} ({:.0}s)", a.version, t.elapsed().as_secs_f64()), ok, detail);
+    }
+
+    for l in &tally.lines {
+        println!("{l}");
+    }
+    println!("tlsforge test: {:.0}s", start.elapsed().as_secs_f64());
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    if tally.failed > 0 {
+        bail!("{} check(s) failed", tally.failed);
+    }
+    Ok(())
+}
+
+/// Runs test_ssl, test_hashlib and test_httplib with the interpreter's own
+/// regrtest; tests listed in patches/<version>/SKIPS are excluded.
+pub fn stdlib_tests(a: &Artifact, exe: &Path) -> Result<(bool, String)> {
+    let skips_file = workspace_root().join("patches").join(&a.version).join("SKIPS");
+    let skips: Vec<String> = std::fs::read_to_string(&skips_file)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split('#').next().unwrap().trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut cmd = Command::new(exe);
+    cmd.args(["-m", "test", "test_ssl", "test_hashlib", "test_httplib"]);
+    if !a.python2 {
+        for s in &skips {
+            cmd.args(["--ignore", s]);
+        }
+    }
+    let log = crate::util::Cache::from_env()?.log_path(&format!("stdlib-tests-{}", a.version))?;
+    let out = cmd.output()?;
+    std::fs::write(&log, [out.stdout.as_slice(), out.stderr.as_slice()].concat())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary = text.lines().rev().find(|l| l.contains("Result:") || l.contains("tests OK") || l.contains("failed")).unwrap_or("").trim().to_string();
+    Ok((out.status.success(), format!("{summary} ({} skips listed; log {})", skips.len(), log.display())))
+}

@@ -1,0 +1,202 @@
+//! Small shared pieces: digests, content keys, the cache layout, running a
+//! child process with its output in a log file, and stage timing.
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root (the parent of `xtask/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Builds a cache key from everything that can change an output. Two builds
+/// with the same key produce the same thing, so the second is skipped.
+#[derive(Default)]
+pub struct KeyBuilder(Sha256);
+
+impl KeyBuilder {
+    pub fn new(kind: &str) -> Self {
+        let mut k = KeyBuilder(Sha256::new());
+        k.add("kind", kind);
+        k
+    }
+    pub fn add(&mut self, name: &str, value: impl AsRef<[u8]>) -> &mut Self {
+        // Length-prefixed so ("ab","c") and ("a","bc") differ.
+        for part in [name.as_bytes(), value.as_ref()] {
+            self.0.update((part.len() as u64).to_le_bytes());
+            self.0.update(part);
+        }
+        self
+    }
+    /// 16 hex digits are plenty to tell builds apart in one cache.
+    pub fn finish(&self) -> String {
+        hex::encode(self.0.clone().finalize())[..16].to_string()
+    }
+}
+
+/// `$TLSFORGE_CACHE`, or `$XDG_CACHE_HOME/tlsforge`, or `~/.cache/tlsforge`.
+#[derive(Clone)]
+pub struct Cache {
+    pub root: PathBuf,
+}
+
+impl Cache {
+    pub fn from_env() -> Result<Cache> {
+        let root = if let Some(dir) = std::env::var_os("TLSFORGE_CACHE") {
+            PathBuf::from(dir)
+        } else if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+            PathBuf::from(dir).join("tlsforge")
+        } else {
+            let home = std::env::var_os("HOME").context("neither TLSFORGE_CACHE nor HOME is set")?;
+            PathBuf::from(home).join(".cache/tlsforge")
+        };
+        let root = std::path::absolute(&root)?;
+        fs::create_dir_all(&root).with_context(|| format!("creating cache {}", root.display()))?;
+        Ok(Cache { root })
+    }
+    /// A sub-directory of the cache, created on first use.
+    pub fn dir(&self, name: &str) -> Result<PathBuf> {
+        let d = self.root.join(name);
+        fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+        Ok(d)
+    }
+    pub fn log_path(&self, name: &str) -> Result<PathBuf> {
+        Ok(self.dir("logs")?.join(format!("{name}.log")))
+    }
+}
+
+/// Marks a finished output directory; a directory without it is debris from
+/// an interrupted run and is rebuilt.
+pub const COMPLETE_MARKER: &str = ".tlsforge-complete";
+
+pub fn is_complete(dir: &Path) -> bool {
+    dir.join(COMPLETE_MARKER).is_file()
+}
+
+pub fn mark_complete(dir: &Path) -> Result<()> {
+    fs::write(dir.join(COMPLETE_MARKER), b"")?;
+    Ok(())
+}
+
+/// Replaces `dest` with `tmp` by rename (same file system), so readers see
+/// either the old complete tree or the new complete tree, never half of one.
+pub fn commit_dir(tmp: &Path, dest: &Path) -> Result<()> {
+    if dest.exists() {
+        fs::remove_dir_all(dest).with_context(|| format!("removing stale {}", dest.display()))?;
+    }
+    fs::rename(tmp, dest)
+        .with_context(|| format!("moving {} to {}", tmp.display(), dest.display()))
+}
+
+/// Runs `cmd` with stdout and stderr appended to `log`, showing a spinner
+/// with the elapsed time. On failure the error names the step, the log, and
+/// quotes the log's tail so the cause is visible without opening it.
+pub fn run_logged(mut cmd: Command, what: &str, log: &Path) -> Result<Duration> {
+    let mut file = fs::OpenOptions::new().create(true).append(true).open(log)?;
+    writeln!(file, "\n$ {:?}", cmd)?;
+    let err_file = file.try_clone()?;
+    cmd.stdout(Stdio::from(file)).stderr(Stdio::from(err_file)).stdin(Stdio::null());
+    let spinner = progress::spinner(what);
+    let start = Instant::now();
+    let status = cmd.status().with_context(|| format!("{what}: could not start {:?}", cmd.get_program()))?;
+    spinner.finish_and_clear();
+    let took = start.elapsed();
+    if !status.success() {
+        let tail = log_tail(log, 40);
+        bail!("{what} failed ({status}); full log: {}\n--- last lines ---\n{tail}", log.display());
+    }
+    Ok(took)
+}
+
+pub fn log_tail(log: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+pub mod progress {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use std::time::Duration;
+
+    pub fn spinner(msg: &str) -> ProgressBar {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("  {spinner} {msg} [{elapsed}]").unwrap());
+        bar.set_message(msg.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
+
+    pub fn bytes(total: u64, msg: &str) -> ProgressBar {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template("  {msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
+                .unwrap(),
+        );
+        bar.set_message(msg.to_string());
+        bar
+    }
+}
+
+/// Collects how long each stage took and prints the table at the end.
+#[derive(Default)]
+pub struct Timings {
+    rows: Vec<(String, Duration, &'static str)>,
+}
+
+impl Timings {
+    pub fn record(&mut self, stage: impl Into<String>, took: Duration, how: &'static str) {
+        let stage = stage.into();
+        eprintln!("  {:<46} {:>8.1}s  {how}", stage, took.as_secs_f64());
+        self.rows.push((stage, took, how));
+    }
+    /// Times `f` and records it as built, or as a cache hit when it says so.
+    pub fn stage<T>(&mut self, name: impl Into<String>, f: impl FnOnce() -> Result<(T, bool)>) -> Result<T> {
+        let start = Instant::now();
+        let (value, hit) = f()?;
+        self.record(name, start.elapsed(), if hit { "cache hit" } else { "done" });
+        Ok(value)
+    }
+    pub fn all_cached(&self) -> bool {
+        self.rows.iter().all(|r| r.2 == "cache hit")
+    }
+    pub fn total(&self) -> Duration {
+        self.rows.iter().map(|r| r.1).sum()
+    }
+}
+
+/// Copies a directory tree, keeping symlinks as symlinks and file modes.
+pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(src)
+        .arg(dst)
+        .status()
+        .context("running cp")?;
+    if !status.success() {
+        bail!("copying {} to {} failed", src.display(), dst.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! Stage 6, validate: read the built binaries and refuse any that link
+//! OpenSSL dynamically, need a library outside the target's allowlist, export
+//! OpenSSL/zlib symbols, or lack the hardening the toolchain promises; then
+//! run the interpreter from a copy in an unrelated directory (relocation).
+
+use anyhow::{bail, Context, Result};
+use goblin::elf::{dynamic, header, program_header, Elf};
+use serde::Serialize;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::recipes::Toolchain;
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub files_checked: usize,
+    pub needed: Vec<String>,
+    pub max_glibc: Option<String>,
+    pub violations: Vec<String>,
+}
+
+/// Symbol prefixes of the libraries we link statically; none may be exported.
+const HIDDEN_PREFIXES: &[&str] = &["SSL_", "OPENSSL_", "EVP_", "X509_", "CRYPTO_", "BIO_", "ERR_", "deflate", "inflate", "zlibVersion"];
+
+/// Every ELF file the interpreter ships: bin/python* and extension modules.
+pub fn elf_files(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir)? {
+            let e = e?;
+            let p = e.path();
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                stack.push(p);
+            } else if ft.is_file() {
+                let mut magic = [0u8; 4];
+                if let Ok(mut f) = fs::File::open(&p) {
+                    use std::io::Read;
+                    if f.read_exact(&mut magic).is_ok() && &magic == b"\x7fELF" {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Checks one ELF file against the toolchain's rules, appending violations.
+pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report) -> Result<()> {
+    let elf = Elf::parse(bytes).with_context(|| format!("parsing {}", path.display()))?;
+    let name = path.display();
+    let is_executable = elf.interpreter.is_some();
+    for lib in &elf.libraries {
+        if lib.starts_with("libssl") || lib.starts_with("libcrypto") || lib.starts_with("libz.") {
+            report.violations.push(format!("{name}: links {lib} dynamically"));
+        } else if !tc.needed_allowlist.iter().any(|a| a == lib) {
+            report.violations.push(format!("{name}: needs {lib}, not in the allowlist of {}", tc.triple));
+        }
+        if !report.needed.contains(&lib.to_string()) {
+            report.needed.push(lib.to_string());
+        }
+    }
+    for sym in elf.dynsyms.iter() {
+        let exported = sym.st_shndx != 0 && sym.st_bind() != goblin::elf::sym::STB_LOCAL;
+        if !exported {
+            continue;
+        }
+        if let Some(n) = elf.dynstrtab.get_at(sym.st_name) {
+            if HIDDEN_PREFIXES.iter().any(|p| n.starts_with(p)) {
+                report.violations.push(format!("{name}: exports {n}"));
+                break;
+            }
+        }
+    }
+    // Highest GLIBC_x.y version any symbol needs.
+    if let Some(verneed) = &elf.verneed {
+        for need in verneed.iter() {
+            for aux in need.iter() {
+                if let Some(v) = elf.dynstrtab.get_at(aux.vna_name).and_then(|s| s.strip_prefix("GLIBC_")) {
+                    if v.chars().next().is_some_and(|c| c.is_ascii_digit())
+                        && report.max_glibc.as_deref().is_none_or(|m| glibc_key(v) > glibc_key(m))
+                    {
+                        report.max_glibc = Some(v.to_string());
+                    }
+                }
+            }
+        }
+    }
+    // Hardening: PIE executables, full RELRO, non-executable stack.
+    if is_executable && elf.header.e_type != header::ET_DYN {
+        report.violations.push(format!("{name}: not a position-independent executable"));
+    }
+    let has = |t| elf.program_headers.iter().any(|ph| ph.p_type == t);
+    if !has(program_header::PT_GNU_RELRO) {
+        report.violations.push(format!("{name}: no RELRO segment"));
+    }
+    let bind_now = elf.dynamic.as_ref().is_some_and(|d| {
+        d.dyns.iter().any(|e| {
+            (e.d_tag == dynamic::DT_FLAGS && e.d_val & dynamic::DF_BIND_NOW != 0)
+                || (e.d_tag == dynamic::DT_FLAGS_1 && e.d_val & dynamic::DF_1_NOW != 0)
+                || e.d_tag == dynamic::DT_BIND_NOW
+        })
+    });
+    if elf.dynamic.is_some() && !bind_now {
+        report.violations.push(format!("{name}: no BIND_NOW (RELRO is partial)"));
+    }
+    let stack_exec = elf
+        .program_headers
+        .iter()
+        .find(|ph| ph.p_type == program_header::PT_GNU_STACK)
+        .is_none_or(|ph| ph.p_flags & program_header::PF_X != 0);
+    if stack_exec {
+        report.violations.push(format!("{name}: executable stack"));
+    }
+    Ok(())
+}
+
+fn glibc_key(v: &str) -> Vec<u32> {
+    crate::recipes::version_key(v)
+}
+
+/// Runs every structural check over the installed tree.
+pub fn check_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
+    let mut report = Report::default();
+    if tc.binary_format != "elf" {
+        bail!("validation of {} binaries is not implemented yet", tc.binary_format);
+    }
+    for f in elf_files(root)? {
+        let bytes = fs::read(&f)?;
+        check_elf(&f, &bytes, tc, &mut report)?;
+        report.files_checked += 1;
+    }
+    if let (Some(max), Some(seen)) = (&tc.max_glibc, &report.max_glibc) {
+        if glibc_key(seen) > glibc_key(max) {
+            report.violations.push(format!("needs GLIBC_{seen}, above the target's ceiling {max}"));
+        }
+    }
+    Ok(report)
+}
+
+/// The interpreter's executable inside an installed tree.
+pub fn python_exe(root: &Path, python2: bool) -> PathBuf {
+    root.join("bin").join(if python2 { "python2" } else { "python3" })
+}
+
+/// Copies the tree to a fresh temporary directory and runs it there: proves
+/// it is relocatable and that ssl/hashlib/zlib import with OpenSSL linked in.
+pub fn smoke_test(root: &Path, python2: bool) -> Result<String> {
+    let tmp = tempfile::tempdir()?;
+    let moved = tmp.path().join("elsewhere");
+    crate::util::copy_tree(root, &moved)?;
+    let exe = python_exe(&moved, python2);
+    let script = "import ssl, hashlib, zlib, json; print(json.dumps({'openssl': ssl.OPENSSL_VERSION, 'tls13': ssl.HAS_TLSv1_3, 'paths': list(ssl.get_default_verify_paths()), 'sha256': hashlib.sha256(b'x').hexdigest(), 'prefix': __import__('sys').prefix}))";
+    let out = Command::new(&exe)
+        .args(["-I", "-c", script].iter().skip(if python2 { 1 } else { 0 }))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .with_context(|| format!("running {}", exe.display()))?;
+    if !out.status.success() {
+        bail!("{} failed the smoke test: {}", exe.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let v: serde_json::Value = serde_json::from_str(&text)?;
+    if v["tls13"] != serde_json::Value::Bool(true) {
+        bail!("{}: ssl.HAS_TLSv1_3 is not True: {text}", exe.display());
+    }
+    if !v["prefix"].as_str().unwrap_or("").starts_with(&moved.display().to_string()) {
+        bail!("{}: sys.prefix does not follow the relocated tree: {text}", exe.display());
+    }
+    Ok(text)
+}
