@@ -9,7 +9,7 @@ use openssl::ssl::SslVersion;
 
 use crate::pki::{dns, ip, Basic, Digest, Eku, Factory, Issued, KeyType, Ku, San, Spec};
 use crate::report::Expect;
-use crate::server::{App, Chain, DhGroup, Script, TlsSpec};
+use crate::server::{App, Chain, DhGroup, Script, TlsSpec, EXPORT_SUITES, RC4_SUITES, TRIPLE_DES_SUITES};
 
 /// Which probe process (and environment) a case runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -244,10 +244,10 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
     add("33", "TLS 1.0 only", Refuse, CAT, tls(legacy(SslVersion::TLS1), "good.test"));
     add(
         "34",
-        "RC4 only (scripted ServerHello: no OpenSSL 3 here has RC4 suites)",
+        "RC4 only (scripted ServerHello: OpenSSL 3 here has no RC4 suites)",
         Refuse,
         CAT,
-        How::Scripted { script: Script::Rc4, probe: probe("good.test") },
+        How::Scripted { script: Script::Suites { label: "RC4", codes: RC4_SUITES }, probe: probe("good.test") },
     );
     let tls12 = |ciphers: &str| TlsSpec {
         max: Some(SslVersion::TLS1_2),
@@ -255,7 +255,13 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
         ciphers: Some(format!("{}:@SECLEVEL=0", ciphers)),
         ..TlsSpec::new(chain(&good))
     };
-    add("35", "3DES only", Refuse, CAT, tls(tls12("ECDHE-RSA-DES-CBC3-SHA:DES-CBC3-SHA"), "good.test"));
+    add(
+        "35",
+        "3DES only (scripted ServerHello: OpenSSL 3 here has no 3DES suites)",
+        Refuse,
+        CAT,
+        How::Scripted { script: Script::Suites { label: "3DES", codes: TRIPLE_DES_SUITES }, probe: probe("good.test") },
+    );
     add("36", "NULL cipher only", Refuse, CAT, tls(tls12("ECDHE-RSA-NULL-SHA:NULL-SHA256:NULL-SHA"), "good.test"));
     add(
         "37",
@@ -447,8 +453,8 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
     );
     let l = leaf(Spec { aki: false, ..Spec::leaf("noaki.test") })?;
     add("69", "leaf without authorityKeyIdentifier (X509_STRICT)", Refuse, CON, tls(srv(chain(&l)), "noaki.test"));
-    let l = leaf(Spec { basic: Basic::Ca(None), ..Spec::leaf("caleaf.test") })?;
-    add("70", "leaf with CA:TRUE", Refuse, CON, tls(srv(chain(&l)), "caleaf.test"));
+    let l = leaf(Spec { basic: Basic::Ca(None), ku: Ku::Absent, ..Spec::leaf("caleaf.test") })?;
+    add("70", "leaf with CA:TRUE and no keyUsage", Refuse, CON, tls(srv(chain(&l)), "caleaf.test"));
     let l = leaf(Spec { ku: Ku::CertSignOnly, ..Spec::leaf("kucertsign.test") })?;
     add("71", "leaf keyUsage keyCertSign only", Refuse, CON, tls(srv(chain(&l)), "kucertsign.test"));
     let l = leaf(Spec { unknown_critical_ext: true, ..Spec::leaf("critext.test") })?;
@@ -489,11 +495,25 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
         How::Scripted { script: Script::Ssl3, probe: probe("good.test") },
     );
     add(
-        "79",
-        "DHE with a 512-bit group only (Logjam)",
+        "86",
+        "export-grade suites only (scripted ServerHello)",
         Refuse,
         CON,
-        tls(TlsSpec { dh: Some(DhGroup::Generated(512)), ..tls12(dhe) }, "good.test"),
+        How::Scripted { script: Script::Suites { label: "an export suite", codes: EXPORT_SUITES }, probe: probe("good.test") },
+    );
+    add(
+        "79",
+        "DHE with a 512-bit group (Logjam; scripted: OpenSSL 3 refuses to serve it)",
+        Refuse,
+        CON,
+        How::Scripted { script: Script::WeakDh { chain: chain(&good), bits: 512 }, probe: probe("good.test") },
+    );
+    add(
+        "79b",
+        "control for 79: the same scripted DHE flight with a 2048-bit group",
+        Accept,
+        CON,
+        How::Scripted { script: Script::WeakDh { chain: chain(&good), bits: 2048 }, probe: probe("good.test") },
     );
     add("80", "ClientHello: TLS 1.0/1.1 not offered", Check, CON, How::Hello(HelloCheck::NoOldVersions));
     add("81", "ClientHello: every TLS 1.2 suite offered is forward secret and AEAD", Check, CON, How::Hello(HelloCheck::FsAeadOnly));

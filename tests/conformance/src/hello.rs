@@ -17,6 +17,8 @@ pub struct ClientHello {
     pub sslv2_format: bool,
     pub record_version: u16,
     pub legacy_version: u16,
+    #[serde(default)]
+    pub random: Vec<u8>,
     pub session_id_len: usize,
     pub cipher_suites: Vec<u16>,
     pub compression_methods: Vec<u8>,
@@ -79,7 +81,7 @@ fn u16s(b: &[u8]) -> Vec<u16> {
 pub fn parse_client_hello_body(body: &[u8]) -> Result<ClientHello> {
     let mut c = Cur::new(body, "ClientHello");
     let mut h = ClientHello { legacy_version: c.u16()?, ..Default::default() };
-    c.take(32)?; // random
+    h.random = c.take(32)?.to_vec();
     h.session_id_len = c.vec8()?.len();
     h.cipher_suites = u16s(c.vec16()?);
     h.compression_methods = c.vec8()?.to_vec();

@@ -197,38 +197,39 @@ fn probe_entry(id: &str, p: &ProbeSpec, port: u16, mat: &Materials) -> Value {
     })
 }
 
-fn scripted_observed(script: Script, log: &ScriptLog) -> Option<(Observed, String)> {
+fn scripted_observed(script: &Script, log: &ScriptLog) -> Option<(Observed, String)> {
     let log = log.lock().unwrap();
     let (hello, obs) = log.last()?.clone();
-    let what = match script {
-        Script::Rc4 => "ServerHello choosing RC4",
-        Script::Ssl3 => "ServerHello with version SSL 3.0",
-    };
-    let offered = hello.as_ref().map(|h| match script {
-        Script::Rc4 => {
-            if [0x0005u16, 0xC011, 0x0004, 0xC007].iter().any(|c| h.cipher_suites.contains(c)) {
-                "client offered RC4".to_string()
-            } else {
-                "client offered no RC4 suite".to_string()
+    let what = script.describe();
+    let offered = hello
+        .as_ref()
+        .map(|h| match script {
+            Script::Ssl3 => format!("client offered {}", hello::versions_offered(h).iter().map(|v| version_name(*v)).collect::<Vec<_>>().join(",")),
+            _ => {
+                let o: Vec<String> = script.codes().iter().filter(|c| h.cipher_suites.contains(c)).map(|c| hello::suite_info(*c).name).collect();
+                if o.is_empty() { "client offered none of these suites".to_string() } else { format!("client offered {}", o.join(",")) }
             }
-        }
-        Script::Ssl3 => format!("client offered {}", hello::versions_offered(h).iter().map(|v| version_name(*v)).collect::<Vec<_>>().join(",")),
-    });
-    let offered = offered.unwrap_or_default();
-    let o = match obs {
+        })
+        .unwrap_or_default();
+    let o = match obs.clone() {
         ScriptObs::Alert(_, d) => Observed::Refuse {
             class: "alert".into(),
             message: format!("client sent alert {} ({}) after the {}", alert_name(d), d, what),
         },
         ScriptObs::Closed => Observed::Refuse { class: "closed".into(), message: format!("client hung up after the {}", what) },
         ScriptObs::Continued | ScriptObs::Proceeded(_) => Observed::Accept {
-            version: Some(if script == Script::Ssl3 { "SSLv3".into() } else { "TLSv1.2".into() }),
-            cipher: Some(if script == Script::Rc4 { "RC4".into() } else { "?".into() }),
+            version: Some(if matches!(script, Script::Ssl3) { "SSLv3".into() } else { "TLSv1.2".into() }),
+            cipher: Some(what.clone()),
             alpn: None,
         },
         ScriptObs::NoHello(e) => Observed::Error { message: format!("no ClientHello: {}", e) },
     };
-    Some((o, format!("scripted server: {}; {}", what, offered)))
+    let how = match &obs {
+        ScriptObs::Continued => "; the client waited for more of the server's flight",
+        ScriptObs::Proceeded(22) => "; the client answered with its ClientKeyExchange",
+        _ => "",
+    };
+    Some((o, format!("scripted server: {}; {}{}", what, offered, how)))
 }
 
 fn last_capture(c: &Captures) -> Result<ClientHello, String> {
@@ -370,11 +371,11 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
             },
             How::Scripted { script, probe } => {
                 let log: ScriptLog = Arc::new(Mutex::new(Vec::new()));
-                match server::start_scripted(*script, log.clone()) {
+                match server::start_scripted(script.clone(), log.clone()) {
                     Ok(l) => {
                         groups.entry(probe.group).or_default().push(probe_entry(&c.id, probe, l.port, env.mat));
                         own_listeners.push(l);
-                        script_logs.insert(c.id.clone(), (*script, log));
+                        script_logs.insert(c.id.clone(), (script.clone(), log));
                     }
                     Err(e) => {
                         out.insert(c.id.clone(), (Observed::Error { message: format!("{:#}", e) }, String::new(), 0));
@@ -519,10 +520,10 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
                 }
                 None => (missing(), String::new(), 0),
             },
-            How::Scripted { script, .. } => {
-                let (_, log) = &script_logs[&c.id];
+            How::Scripted { .. } => {
+                let (script, log) = &script_logs[&c.id];
                 let client = line.map(|l| format!("; probe saw: {} {}", l.outcome, l.error.clone().unwrap_or_default())).unwrap_or_default();
-                match scripted_observed(*script, log) {
+                match scripted_observed(script, log) {
                     Some((o, d)) => (o, format!("{}{}", d, client), ms),
                     None => (missing(), client, 0),
                 }
@@ -541,6 +542,17 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
             How::NotServable(r) => (Observed::NotServable { reason: r.clone() }, String::new(), 0),
         };
         out.insert(c.id.clone(), entry);
+    }
+    // 42 only exercises a HelloRetryRequest if the client's first key shares miss P-384.
+    if let (Some(entry), Ok(h)) = (out.get_mut("42"), &host_hello) {
+        let shares: Vec<String> = h.key_share_groups.iter().map(|g| hello::group_name(*g)).collect();
+        let hrr = !h.key_share_groups.contains(&0x0018);
+        entry.1 = format!(
+            "{}; first key shares [{}] vs server P-384 only: {}",
+            entry.1,
+            shares.join(","),
+            if hrr { "HelloRetryRequest needed" } else { "no HRR needed (case not exercised)" }
+        );
     }
     if let Some(r) = &pip_result {
         rep.pip_note = format!("{}; --cert works: {}; {}", r.pip_version, matches!(r.good.0, Observed::Accept { .. }), r.cert_file_note);

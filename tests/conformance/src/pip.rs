@@ -92,9 +92,21 @@ fn tail(s: &str, n: usize) -> String {
     lines[start..].join(" | ")
 }
 
+/// Did pip fail because TLS verification failed (and not because it crashed)?
 fn tls_failure(out: &str) -> bool {
     let o = out.to_ascii_lowercase();
-    ["certificate", "ssl", "hostname", "tls"].iter().any(|k| o.contains(k))
+    [
+        "certificate verify failed",
+        "certificate_verify_failed",
+        "did not match expected hostname",
+        "doesn't match",
+        "hostname mismatch",
+        "sslcertverificationerror",
+        "sslerror",
+        "problem confirming the ssl certificate",
+    ]
+    .iter()
+    .any(|k| o.contains(k))
 }
 
 /// Bootstrap pip for `python` under `work`; returns a command prefix running that pip's python.
@@ -174,7 +186,7 @@ fn run_inner(job: &PipJob) -> Result<PipResult> {
         let mut c = Command::new(&py);
         c.args(["-m", "pip", "install", "--isolated", "--no-cache-dir", "--disable-pip-version-check"]);
         c.args(["--no-input", "--retries", "0", "--timeout", "15"]);
-        c.arg("--index-url").arg(format!("https://127.0.0.1:{}/simple/", port));
+        c.arg("--index-url").arg(format!("https://localhost:{}/simple/", port));
         if use_cert_flag {
             c.arg("--cert").arg(job.ca_pem);
         }

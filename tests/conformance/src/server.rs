@@ -294,15 +294,44 @@ pub fn start_inspector(captures: Captures) -> Result<Listener> {
     })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Hand-written server flights for what no OpenSSL 3 build here can serve.
+#[derive(Clone)]
 pub enum Script {
-    /// TLS 1.2 ServerHello choosing an RC4 suite.
-    Rc4,
+    /// TLS 1.2 ServerHello choosing one of these suites (the first the client offered, else the
+    /// first listed). A client that did not offer it must abort; one that did waits for the
+    /// server's Certificate, i.e. it accepted.
+    Suites { label: &'static str, codes: &'static [u16] },
     /// ServerHello with version SSL 3.0.
     Ssl3,
+    /// A full TLS 1.2 DHE-RSA first flight (ServerHello, Certificate, ServerKeyExchange with a
+    /// `bits`-bit group, ServerHelloDone): the client either aborts or sends ClientKeyExchange.
+    WeakDh { chain: Chain, bits: u32 },
 }
 
-/// What the client did after the scripted ServerHello.
+pub const RC4_SUITES: &[u16] = &[0x0005, 0xC011, 0x0004, 0xC007];
+pub const TRIPLE_DES_SUITES: &[u16] = &[0xC012, 0x000A, 0x0016, 0xC008];
+pub const EXPORT_SUITES: &[u16] = &[0x0003, 0x0006, 0x0008, 0x0014, 0x0062, 0x0064];
+pub const DHE_RSA_SUITES: &[u16] = &[0x009E, 0x009F, 0xCCAA, 0x0033, 0x0039, 0x0067, 0x006B];
+
+impl Script {
+    pub fn describe(&self) -> String {
+        match self {
+            Script::Suites { label, .. } => format!("ServerHello choosing {}", label),
+            Script::Ssl3 => "ServerHello with version SSL 3.0".into(),
+            Script::WeakDh { bits, .. } => format!("DHE-RSA flight with a {}-bit DH group", bits),
+        }
+    }
+    /// Suites this script is about (for the "client offered ..." note).
+    pub fn codes(&self) -> &'static [u16] {
+        match self {
+            Script::Suites { codes, .. } => codes,
+            Script::Ssl3 => &[],
+            Script::WeakDh { .. } => DHE_RSA_SUITES,
+        }
+    }
+}
+
+/// What the client did after the scripted flight.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ScriptObs {
     /// It sent an alert: it refused. (level, description)
@@ -311,46 +340,113 @@ pub enum ScriptObs {
     Closed,
     /// It kept waiting for the rest of the server's flight: it accepted the parameters.
     Continued,
-    /// It sent something else (e.g. ClientKeyExchange): it accepted.
+    /// It sent a record of this content type that is not an alert (e.g. its ClientKeyExchange).
     Proceeded(u8),
     NoHello(String),
 }
 
 pub type ScriptLog = Arc<Mutex<Vec<(Option<ClientHello>, ScriptObs)>>>;
 
-pub fn server_hello(script: Script, hello: &ClientHello) -> Vec<u8> {
-    let rc4 = [0x0005u16, 0xC011, 0x0004, 0xC007];
-    let (version, suite) = match script {
-        Script::Rc4 => (0x0303u16, rc4.iter().copied().find(|c| hello.cipher_suites.contains(c)).unwrap_or(0xC011)),
-        Script::Ssl3 => {
-            let s = hello.cipher_suites.iter().copied().find(|c| (*c >> 8) != 0x13 && *c != 0x00FF).unwrap_or(0x002F);
-            (0x0300, s)
-        }
-    };
-    let mut body = version.to_be_bytes().to_vec();
-    let mut random = [0u8; 32];
-    openssl::rand::rand_bytes(&mut random).unwrap();
-    random[24..].copy_from_slice(b"notDWNGR");
-    body.extend(random);
-    body.push(0); // no session id
-    body.extend(suite.to_be_bytes());
-    body.push(0); // null compression
-    if script == Script::Rc4 {
-        // renegotiation_info (RFC 5746): without it an OpenSSL 3 client aborts on its own.
-        let ext = [0xffu8, 0x01, 0x00, 0x01, 0x00];
-        body.extend((ext.len() as u16).to_be_bytes());
-        body.extend(ext);
+fn handshake(ty: u8, body: &[u8]) -> Vec<u8> {
+    let n = body.len();
+    let mut m = vec![ty, (n >> 16) as u8, (n >> 8) as u8, n as u8];
+    m.extend_from_slice(body);
+    m
+}
+
+fn record(ty: u8, version: u16, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for chunk in payload.chunks(16384) {
+        out.push(ty);
+        out.extend(version.to_be_bytes());
+        out.extend((chunk.len() as u16).to_be_bytes());
+        out.extend_from_slice(chunk);
     }
-    let mut hs = vec![2u8, 0, (body.len() >> 8) as u8, body.len() as u8];
-    hs.extend(body);
-    let mut rec = vec![22u8];
-    rec.extend(version.max(0x0300).to_be_bytes());
-    rec.extend((hs.len() as u16).to_be_bytes());
-    rec.extend(hs);
-    rec
+    out
+}
+
+fn v16(b: &[u8]) -> Vec<u8> {
+    let mut o = (b.len() as u16).to_be_bytes().to_vec();
+    o.extend_from_slice(b);
+    o
+}
+
+fn v24(b: &[u8]) -> Vec<u8> {
+    let n = b.len();
+    let mut o = vec![(n >> 16) as u8, (n >> 8) as u8, n as u8];
+    o.extend_from_slice(b);
+    o
+}
+
+/// A prepared DH key for the WeakDh script: (p, g, Ys).
+pub struct WeakDhKey {
+    p: Vec<u8>,
+    g: Vec<u8>,
+    ys: Vec<u8>,
+}
+
+pub fn weak_dh_key(bits: u32) -> Result<WeakDhKey> {
+    use openssl::bn::BigNum;
+    let p = if bits == 2048 {
+        BigNum::get_rfc3526_prime_2048()?
+    } else {
+        let mut p = BigNum::new()?;
+        p.generate_prime(bits as i32, true, None, None)?;
+        p
+    };
+    let dh = Dh::from_pqg(p, None, BigNum::from_u32(2)?)?.generate_key()?;
+    Ok(WeakDhKey { p: dh.prime_p().to_vec(), g: dh.generator().to_vec(), ys: dh.public_key().to_vec() })
+}
+
+/// The server's first flight for `script` in answer to `hello`.
+pub fn server_flight(script: &Script, hello: &ClientHello, dh: Option<&WeakDhKey>) -> Result<Vec<u8>> {
+    let pick = |codes: &[u16]| codes.iter().copied().find(|c| hello.cipher_suites.contains(c)).unwrap_or(codes[0]);
+    let (version, suite) = match script {
+        Script::Suites { codes, .. } => (0x0303u16, pick(codes)),
+        Script::Ssl3 => (0x0300, hello.cipher_suites.iter().copied().find(|c| (*c >> 8) != 0x13 && *c != 0x00FF).unwrap_or(0x002F)),
+        Script::WeakDh { .. } => (0x0303, pick(DHE_RSA_SUITES)),
+    };
+    let mut random = [0u8; 32];
+    openssl::rand::rand_bytes(&mut random)?;
+    random[24..].copy_from_slice(b"notDWNGR");
+    let mut sh = version.to_be_bytes().to_vec();
+    sh.extend(random);
+    sh.push(0); // no session id
+    sh.extend(suite.to_be_bytes());
+    sh.push(0); // null compression
+    if version >= 0x0301 {
+        // renegotiation_info (RFC 5746): without it an OpenSSL 3 client aborts on its own.
+        sh.extend(v16(&[0xff, 0x01, 0x00, 0x01, 0x00]));
+    }
+    let mut flight = handshake(2, &sh);
+    if let (Script::WeakDh { chain, .. }, Some(dh)) = (script, dh) {
+        let mut list = Vec::new();
+        for c in &chain.certs {
+            list.extend(v24(&c.to_der()?));
+        }
+        flight.extend(handshake(11, &v24(&list)));
+        let mut params = v16(&dh.p);
+        params.extend(v16(&dh.g));
+        params.extend(v16(&dh.ys));
+        let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &chain.key)?;
+        signer.update(&hello.random)?;
+        signer.update(&random)?;
+        signer.update(&params)?;
+        let sig = signer.sign_to_vec()?;
+        let mut ske = params;
+        ske.extend([0x04, 0x01]); // rsa_pkcs1_sha256
+        ske.extend(v16(&sig));
+        flight.extend(handshake(12, &ske));
+        flight.extend(handshake(14, &[]));
+    }
+    Ok(record(22, if version == 0x0300 { 0x0300 } else { 0x0303 }, &flight))
 }
 
 pub fn start_scripted(script: Script, log: ScriptLog) -> Result<Listener> {
+    let dh = match &script {
+        Script::WeakDh { bits, .. } => Some(weak_dh_key(*bits)?),
+        _ => None,
+    };
     Listener::spawn(move |mut tcp| {
         let hello = match read_client_hello(&mut tcp, Duration::from_secs(8)) {
             Ok((h, _)) => h,
@@ -359,8 +455,16 @@ pub fn start_scripted(script: Script, log: ScriptLog) -> Result<Listener> {
                 return;
             }
         };
-        let _ = tcp.write_all(&server_hello(script, &hello));
-        let _ = tcp.set_read_timeout(Some(Duration::from_secs(3)));
+        let flight = match server_flight(&script, &hello, dh.as_ref()) {
+            Ok(f) => f,
+            Err(e) => {
+                log.lock().unwrap().push((Some(hello), ScriptObs::NoHello(format!("building the flight: {:#}", e))));
+                return;
+            }
+        };
+        let _ = tcp.write_all(&flight);
+        // A refusing client alerts at once; waiting 5 s leaves room for a loaded machine.
+        let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
         let mut buf = [0u8; 7];
         let mut got = Vec::new();
         let obs = loop {
