@@ -63,7 +63,7 @@ pub struct Config {
     pub interpreters: Vec<Interpreter>,
     /// conformance.json and conformance.html go here.
     pub out_dir: PathBuf,
-    /// Only cases whose id or title contains this (case-insensitive).
+    /// Only these cases: comma-separated ids, id prefixes or title substrings (case-insensitive).
     pub filter: Option<String>,
     /// Probe processes running at once (all interpreters together).
     pub jobs: usize,
@@ -122,13 +122,15 @@ pub fn parse_probe_output(stdout: &str) -> (Option<Value>, HashMap<String, Probe
     (meta, lines)
 }
 
+/// `filter` is a comma-separated list; a case is selected if any item equals its id, prefixes
+/// its id, or occurs in its title (case-insensitive).
 fn selected(c: &CaseDef, filter: &Option<String>) -> bool {
     match filter {
         None => true,
-        Some(f) => {
-            let f = f.to_lowercase();
-            c.id.to_lowercase() == f || c.title.to_lowercase().contains(&f) || c.id.to_lowercase().starts_with(&f)
-        }
+        Some(f) => f.split(',').map(|x| x.trim().to_lowercase()).filter(|x| !x.is_empty()).any(|f| {
+            let id = c.id.to_lowercase();
+            id == f || id.starts_with(&f) || c.title.to_lowercase().contains(&f)
+        }),
     }
 }
 

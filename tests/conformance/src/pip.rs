@@ -269,7 +269,7 @@ mod tests {
         let (name, bytes) = build_wheel().unwrap();
         assert_eq!(name, "tlsforge_probe_pkg-1.0-py2.py3-none-any.whl");
         let mut z = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
-        let names: Vec<String> = (0..z.len()).map(|i| z.by_index(i).unwrap().name().to_string()).collect();
+        let names: Vec<String> = (0..z.len()).map(|i| z.by_index(i).unwrap().name().unwrap().to_string()).collect();
         assert!(names.contains(&"tlsforge_probe_pkg/__init__.py".to_string()));
         assert!(names.contains(&"tlsforge_probe_pkg-1.0.dist-info/RECORD".to_string()));
         let mut rec = String::new();

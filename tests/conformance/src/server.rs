@@ -489,3 +489,85 @@ pub fn start_scripted(script: Script, log: ScriptLog) -> Result<Listener> {
         let _ = tcp.shutdown(Shutdown::Both);
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::{Factory, Spec};
+    use openssl::ssl::SslConnector;
+
+    fn wait_for<T: Clone>(v: &Arc<Mutex<Vec<T>>>) -> T {
+        for _ in 0..500 {
+            if let Some(x) = v.lock().unwrap().last() {
+                return x.clone();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("nothing captured");
+    }
+
+    #[test]
+    fn inspector_captures_a_real_openssl_hello() {
+        let caps: Captures = Arc::new(Mutex::new(Vec::new()));
+        let l = start_inspector(caps.clone()).unwrap();
+        let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+        b.set_alpn_protos(b"\x08http/1.1").unwrap();
+        let tcp = TcpStream::connect(("127.0.0.1", l.port)).unwrap();
+        assert!(b.build().connect("captured.test", tcp).is_err());
+        let h = wait_for(&caps).unwrap();
+        assert_eq!(h.sni.as_deref(), Some("captured.test"));
+        assert_eq!(h.alpn, vec!["http/1.1".to_string()]);
+        assert!(h.supported_versions.contains(&0x0304));
+        assert_eq!(h.compression_methods, vec![0]);
+        assert!(!h.key_share_groups.is_empty());
+        assert_eq!(h.random.len(), 32);
+        assert!(!h.sslv2_format);
+    }
+
+    #[test]
+    fn scripted_rc4_is_refused_and_weak_dh_control_proceeds() {
+        let f = Factory::new();
+        let root = f.issue(&Spec::ca("Root"), None).unwrap();
+        let leaf = f.issue(&Spec::leaf("dh.test"), Some(&root)).unwrap();
+        let connect = |script: Script| {
+            let log: ScriptLog = Arc::new(Mutex::new(Vec::new()));
+            let l = start_scripted(script, log.clone()).unwrap();
+            let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+            b.cert_store_mut().add_cert(root.cert.clone()).unwrap();
+            let tcp = TcpStream::connect(("127.0.0.1", l.port)).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let _ = b.build().connect("dh.test", tcp);
+            wait_for(&log).1
+        };
+        assert_eq!(connect(Script::Suites { label: "RC4", codes: RC4_SUITES }), ScriptObs::Alert(2, 47));
+        // A real OpenSSL client takes the scripted 2048-bit DHE flight: it proves the flight is
+        // well-formed, so a refusal of the 512-bit one is about the group size.
+        let chain = Chain { certs: vec![leaf.cert.clone()], key: leaf.key.clone() };
+        assert_eq!(connect(Script::WeakDh { chain, bits: 2048 }), ScriptObs::Proceeded(22));
+    }
+
+    #[test]
+    fn tls_server_switches_cert_on_sni_and_selects_alpn() {
+        let f = Factory::new();
+        let root = f.issue(&Spec::ca("Root"), None).unwrap();
+        let wrong = f.issue(&Spec::leaf("default.test"), Some(&root)).unwrap();
+        let right = f.issue(&Spec::leaf("sni.test"), Some(&root)).unwrap();
+        let chain = |i: &crate::pki::Issued| Chain { certs: vec![i.cert.clone()], key: i.key.clone() };
+        let spec = TlsSpec {
+            sni: Some(("sni.test".into(), chain(&right))),
+            alpn: Some(vec!["h2".into(), "http/1.1".into()]),
+            ..TlsSpec::new(chain(&wrong))
+        };
+        let l = start_tls(spec).unwrap();
+        let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+        b.cert_store_mut().add_cert(root.cert.clone()).unwrap();
+        b.set_alpn_protos(b"\x08http/1.1\x02h2").unwrap();
+        let tcp = TcpStream::connect(("127.0.0.1", l.port)).unwrap();
+        let mut s = b.build().connect("sni.test", tcp).expect("handshake with the SNI certificate");
+        assert_eq!(s.ssl().selected_alpn_protocol(), Some(&b"h2"[..]));
+        s.write_all(b"PING\n").unwrap();
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"PONG\n");
+    }
+}
