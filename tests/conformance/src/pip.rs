@@ -87,7 +87,8 @@ pub struct PipResult {
 }
 
 fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> =
+        s.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("DEPRECATION:")).collect();
     let start = lines.len().saturating_sub(n);
     lines[start..].join(" | ")
 }
