@@ -110,8 +110,11 @@ fn tls_failure(out: &str) -> bool {
     .any(|k| o.contains(k))
 }
 
-/// Bootstrap pip for `python` under `work`; returns a command prefix running that pip's python.
-fn bootstrap(python: &Path, major: u32, work: &Path, deadline: Instant) -> Result<(PathBuf, Vec<(String, String)>, String)> {
+/// (python that runs the bootstrapped pip, extra environment, how it was bootstrapped)
+type Bootstrapped = (PathBuf, Vec<(String, String)>, String);
+
+/// Bootstrap pip for `python` under `work`.
+fn bootstrap(python: &Path, major: u32, work: &Path, deadline: Instant) -> Result<Bootstrapped> {
     let home = work.join("home");
     std::fs::create_dir_all(&home)?;
     let mut env = vec![("HOME".to_string(), home.display().to_string())];
