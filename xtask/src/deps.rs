@@ -10,7 +10,6 @@ use crate::source;
 use crate::util::{commit_dir, copy_tree, is_complete, mark_complete, run_logged, Cache, KeyBuilder};
 
 pub struct Dep {
-    pub name: String,
     pub version: String,
     pub prefix: PathBuf,
     pub key: String,
@@ -30,7 +29,6 @@ pub fn build(cache: &Cache, recipe: &DepRecipe, tc: &Toolchain, mirrors: &[Strin
         .finish();
     let dir = cache.dir("deps")?.join(format!("{}-{}-{}-{key}", recipe.name, recipe.version, tc.triple));
     let done = |cache_hit| Dep {
-        name: recipe.name.clone(),
         version: recipe.version.clone(),
         prefix: dir.join("install"),
         key: key.clone(),

@@ -76,6 +76,10 @@ enum Cmd {
     },
     /// Unit tests, then build the default set and run the TLS suites on it.
     Test(Select),
+    /// Run the TLS conformance suite (real handshakes) on built interpreters.
+    Conform(Select),
+    /// Run CPython's own test_ssl, test_hashlib, test_httplib on built interpreters.
+    StdlibTests(Select),
     /// Show CPython versions, targets and OpenSSL choices and where they come from.
     List,
     /// Patch-series maintenance.
@@ -109,6 +113,8 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Package(sel) => pipeline::build(&sel.options(true)).map(|_| ()),
         Cmd::Validate { select, paths } => testing::validate(&select.options(false), &paths),
         Cmd::Test(sel) => testing::test(&sel.options(false)),
+        Cmd::Conform(sel) => testing::conform(&sel.options(false)),
+        Cmd::StdlibTests(sel) => testing::stdlib(&sel.options(false)),
         Cmd::List => list(),
         Cmd::Patches { action: PatchAction::Check } => pipeline::check_patches(),
         Cmd::OpensslBuild { choice, target, openssldir, out } => openssl::child_build(&choice, &target, &openssldir, &out),

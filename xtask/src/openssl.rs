@@ -38,7 +38,8 @@ pub fn cflags(tc: &Toolchain) -> String {
 
 pub fn build(cache: &Cache, recipe: &OpensslRecipe, tc: &Toolchain, jobs: usize) -> Result<Openssl> {
     let crate_version = crate_openssl_version(&recipe.choice)?;
-    if crate_version != recipe.version {
+    // openssl-src reports "<crate version>+<OpenSSL version>".
+    if !crate_version.ends_with(&format!("+{}", recipe.version)) {
         bail!(
             "recipes/openssl.toml says OpenSSL {} for choice {}, but the linked crate carries {crate_version}",
             recipe.version,

@@ -28,10 +28,8 @@ pub struct Artifact {
     pub version: String,
     pub python2: bool,
     pub archive: PathBuf,
-    pub manifest: PathBuf,
     /// The installed tree in the cache (runnable on the build machine).
     pub root: PathBuf,
-    pub openssl_choice: String,
 }
 
 pub fn dist_dir() -> Result<PathBuf> {
@@ -145,9 +143,7 @@ fn build_one(
         version: v.clone(),
         python2: recipe.is_python2(),
         archive: archive.clone(),
-        manifest: manifest_path.clone(),
         root: built.root.clone(),
-        openssl_choice: ossl.recipe.choice.clone(),
     };
     // Packaging is skipped when dist/ already holds this exact build.
     if archive.exists() && already_packaged(&manifest_path, &built.key) {

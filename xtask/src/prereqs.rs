@@ -5,15 +5,29 @@
 use anyhow::{bail, Result};
 use std::process::Command;
 
-/// (command that must exist, Debian package that provides it)
+/// (command on PATH or absolute file that must exist, Debian package that provides it)
 const BUILD_TOOLS: &[(&str, &str)] = &[("gcc", "gcc"), ("make", "make"), ("perl", "perl"), ("git", "git")];
 
-/// What the tests need besides the build tools: the OpenSSL CLI serves the
-/// legacy-protocol scenarios, unshare makes the trust-store namespaces.
-pub const TEST_TOOLS: &[(&str, &str)] = &[("openssl", "openssl"), ("unshare", "util-linux")];
+/// What the tests need besides the build tools: the conformance harness links
+/// the system libssl (its servers speak legacy TLS, its PKI signs with MD5),
+/// unshare makes the trust-store namespaces, and the reference python3 needs
+/// venv (ensurepip) for its pip column.
+pub const TEST_TOOLS: &[(&str, &str)] = &[
+    ("/usr/include/openssl/ssl.h", "libssl-dev"),
+    ("pkg-config", "pkg-config"),
+    ("unshare", "util-linux"),
+    ("import ensurepip", "python3-venv"),
+];
 
-fn have(cmd: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {cmd} >/dev/null")]).status().is_ok_and(|s| s.success())
+/// `what` is an absolute path, a Python import run by the system python3, or a command.
+fn have(what: &str) -> bool {
+    if let Some(module) = what.strip_prefix("import ") {
+        return Command::new("python3").args(["-c", &format!("import {module}")]).status().is_ok_and(|s| s.success());
+    }
+    if what.starts_with('/') {
+        return std::path::Path::new(what).exists();
+    }
+    Command::new("sh").args(["-c", &format!("command -v {what} >/dev/null")]).status().is_ok_and(|s| s.success())
 }
 
 pub fn ensure(tools: &[(&str, &str)]) -> Result<()> {

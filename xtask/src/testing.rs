@@ -66,6 +66,68 @@ impl Tally {
         }
         self.lines.push(format!("{} {what}{}", if ok { "PASS" } else { "FAIL" }, if detail.is_empty() { String::new() } else { format!(": {detail}") }));
     }
+
+    /// Prints every line and the one summary line; fails if anything failed.
+    fn finish(self) -> Result<()> {
+        for l in &self.lines {
+            println!("{l}");
+        }
+        println!("{} passed, {} failed", self.passed, self.failed);
+        if self.failed > 0 {
+            bail!("{} check(s) failed", self.failed);
+        }
+        Ok(())
+    }
+}
+
+/// Builds (or reuses) the selected interpreters and unpacks each archive
+/// into `dir`, so the suites test what users download, not the cache.
+fn unpacked(opts: &Options, dir: &Path) -> Result<Vec<(Artifact, PathBuf)>> {
+    let mut out = Vec::new();
+    for a in pipeline::build(opts)? {
+        let d = dir.join(&a.version);
+        std::fs::create_dir_all(&d)?;
+        let exe = unpack(&a, &d)?;
+        out.push((a, exe));
+    }
+    Ok(out)
+}
+
+/// Runs the conformance harness (tests/conformance) on the interpreters,
+/// with the machine's python3 as the reference column; returns its verdict.
+fn run_conformance(interpreters: &[(Artifact, PathBuf)]) -> Result<(bool, String)> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out_dir = pipeline::dist_dir()?.join("conformance");
+    let mut cmd = Command::new(cargo);
+    cmd.args(["run", "--quiet", "-p", "tlsforge-conformance", "--bin", "conformance", "--"]).current_dir(workspace_root());
+    for (a, exe) in interpreters {
+        cmd.arg("--python").arg(format!("tlsforge-{}={}", a.version, exe.display()));
+    }
+    cmd.arg("--out").arg(&out_dir);
+    let status = cmd.status().context("running the conformance harness")?;
+    Ok((status.success(), format!("report in {}", out_dir.join("conformance.html").display())))
+}
+
+pub fn conform(opts: &Options) -> Result<()> {
+    crate::prereqs::ensure(crate::prereqs::TEST_TOOLS)?;
+    let tmp = tempfile::tempdir()?;
+    let interpreters = unpacked(opts, tmp.path())?;
+    let (ok, detail) = run_conformance(&interpreters)?;
+    if !ok {
+        bail!("conformance suite failed; {detail}");
+    }
+    Ok(())
+}
+
+pub fn stdlib(opts: &Options) -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let mut tally = Tally::default();
+    for (a, exe) in unpacked(opts, tmp.path())? {
+        let t = Instant::now();
+        let (ok, detail) = stdlib_tests(&a, &exe)?;
+        tally.add(format!("stdlib tests cpython {} ({:.0}s)", a.version, t.elapsed().as_secs_f64()), ok, detail);
+    }
+    tally.finish()
 }
 
 pub fn test(opts: &Options) -> Result<()> {
@@ -79,31 +141,22 @@ pub fn test(opts: &Options) -> Result<()> {
     tally.add("cargo test --workspace".into(), ok, String::new());
 
     // 2. Build what the suites need (cache hits when nothing changed).
-    let artifacts = pipeline::build(opts)?;
-    let unpack_root = tempfile::tempdir()?;
-    let mut interpreters = Vec::new();
-    for a in &artifacts {
-        let dir = unpack_root.path().join(&a.version);
-        std::fs::create_dir_all(&dir)?;
-        interpreters.push((a, unpack(a, &dir)?));
-    }
+    let tmp = tempfile::tempdir()?;
+    let interpreters = unpacked(opts, tmp.path())?;
 
-    // 3. CPython's own TLS-related test suites, from each version's tree.
+    // 3. Real handshakes: the conformance suite on every interpreter at once.
+    let t = Instant::now();
+    let (ok, detail) = run_conformance(&interpreters)?;
+    tally.add(format!("conformance suite ({:.0}s)", t.elapsed().as_secs_f64()), ok, detail);
+
+    // 4. CPython's own TLS-related test suites, from each version's tree.
     for (a, exe) in &interpreters {
         let t = Instant::now();
         let (ok, detail) = stdlib_tests(a, exe)?;
         tally.add(format!("stdlib tests cpython {} ({:.0}s)", a.version, t.elapsed().as_secs_f64()), ok, detail);
     }
-
-    for l in &tally.lines {
-        println!("{l}");
-    }
     println!("tlsforge test: {:.0}s", start.elapsed().as_secs_f64());
-    println!("{} passed, {} failed", tally.passed, tally.failed);
-    if tally.failed > 0 {
-        bail!("{} check(s) failed", tally.failed);
-    }
-    Ok(())
+    tally.finish()
 }
 
 /// Runs test_ssl, test_hashlib and test_httplib with the interpreter's own

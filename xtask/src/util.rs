@@ -28,6 +28,7 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+#[cfg(test)]
 pub fn sha256_bytes(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -181,9 +182,6 @@ impl Timings {
     }
     pub fn all_cached(&self) -> bool {
         self.rows.iter().all(|r| r.2 == "cache hit")
-    }
-    pub fn total(&self) -> Duration {
-        self.rows.iter().map(|r| r.1).sum()
     }
 }
 
