@@ -107,8 +107,9 @@ pub fn build(
         .arg("install")
         .arg(format!("DESTDIR={}", staged.join("install").display()));
     steps.push(("make install".to_string(), run_logged(install, &format!("installing CPython {}", recipe.version), &log)?));
-    if !root.join("bin").is_dir() {
-        bail!("make install left no {}/bin", root.display());
+    let staged_root = staged.join("install").join(prefix.trim_start_matches('/'));
+    if !staged_root.join("bin").is_dir() {
+        bail!("make install left no {}/bin", staged_root.display());
     }
     mark_complete(&staged)?;
     commit_dir(&staged, &dir)?;

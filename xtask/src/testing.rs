@@ -170,7 +170,8 @@ pub fn stdlib_tests(a: &Artifact, exe: &Path) -> Result<(bool, String)> {
         .filter(|l| !l.is_empty())
         .collect();
     let mut cmd = Command::new(exe);
-    cmd.args(["-m", "test", "test_ssl", "test_hashlib", "test_httplib"]);
+    // 2.7's regrtest has no package __main__ and no --ignore.
+    cmd.args(["-m", if a.python2 { "test.regrtest" } else { "test" }, "test_ssl", "test_hashlib", "test_httplib"]);
     if !a.python2 {
         for s in &skips {
             cmd.args(["--ignore", s]);
