@@ -116,6 +116,22 @@ pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report)
     if stack_exec {
         report.violations.push(format!("{name}: executable stack"));
     }
+    // The interpreter itself must show -fstack-protector and FORTIFY_SOURCE:
+    // both leave imports behind (__stack_chk_fail, __*_chk).
+    if is_executable {
+        let imports: Vec<&str> = elf
+            .dynsyms
+            .iter()
+            .filter(|s| s.st_shndx == 0)
+            .filter_map(|s| elf.dynstrtab.get_at(s.st_name))
+            .collect();
+        if !imports.contains(&"__stack_chk_fail") {
+            report.violations.push(format!("{name}: built without a stack protector (no __stack_chk_fail)"));
+        }
+        if !imports.iter().any(|s| s.starts_with("__") && s.ends_with("_chk") && *s != "__stack_chk_fail") {
+            report.violations.push(format!("{name}: built without FORTIFY_SOURCE (no __*_chk imports)"));
+        }
+    }
     Ok(())
 }
 
@@ -173,4 +189,82 @@ pub fn smoke_test(root: &Path, python2: bool) -> Result<String> {
         bail!("{}: sys.prefix does not follow the relocated tree: {text}", exe.display());
     }
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A C program that uses memcpy/printf so FORTIFY has something to check.
+    const PROGRAM: &str = "#include <stdio.h>\n#include <string.h>\nint main(int c, char **v) { char b[16]; strcpy(b, v[0]); printf(\"%s\\n\", b); return 0; }\n";
+    const HARDENED: &[&str] = &["-O2", "-fstack-protector-all", "-D_FORTIFY_SOURCE=2", "-fPIE", "-pie", "-Wl,-z,relro,-z,now", "-Wl,-z,noexecstack"];
+
+    fn toolchain() -> Toolchain {
+        crate::recipes::Recipes::load().unwrap().toolchain(Some("x86_64-unknown-linux-gnu")).unwrap().clone()
+    }
+
+    /// Compiles `src` with `flags` in `dir`; returns the violations found.
+    fn violations(dir: &Path, name: &str, src: &str, flags: &[&str]) -> Vec<String> {
+        let c = dir.join(format!("{name}.c"));
+        fs::write(&c, src).unwrap();
+        let out = dir.join(name);
+        let st = Command::new("gcc").args(flags).arg(&c).arg("-o").arg(&out).arg(format!("-L{}", dir.display())).status().unwrap();
+        assert!(st.success(), "gcc failed for {name}");
+        let mut r = Report::default();
+        check_elf(&out, &fs::read(&out).unwrap(), &toolchain(), &mut r).unwrap();
+        r.violations
+    }
+
+    fn with(extra: &[&str]) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = HARDENED.to_vec();
+        v.extend(extra.iter().map(|s| &*Box::leak(s.to_string().into_boxed_str())));
+        v
+    }
+
+    #[test]
+    fn hardened_program_passes() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(violations(d.path(), "good", PROGRAM, HARDENED), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_missing_hardening_is_reported() {
+        let d = tempfile::tempdir().unwrap();
+        let cases: &[(&str, Vec<&str>, &str)] = &[
+            ("nopie", with(&["-no-pie", "-fno-PIE"]), "position-independent"),
+            ("execstack", with(&["-Wl,-z,execstack"]), "executable stack"),
+            ("lazy", with(&["-Wl,-z,lazy"]), "BIND_NOW"),
+            ("norelro", with(&["-Wl,-z,norelro"]), "RELRO"),
+            ("nossp", with(&["-fno-stack-protector"]), "stack protector"),
+            ("nofortify", with(&["-U_FORTIFY_SOURCE", "-D_FORTIFY_SOURCE=0"]), "FORTIFY"),
+        ];
+        for (name, flags, expect) in cases {
+            let v = violations(d.path(), name, PROGRAM, flags);
+            assert!(v.iter().any(|m| m.contains(expect)), "{name}: expected '{expect}' in {v:?}");
+        }
+    }
+
+    #[test]
+    fn dynamic_libssl_and_unlisted_libraries_are_reported() {
+        let d = tempfile::tempdir().unwrap();
+        // Fake shared libraries: only their names matter to the checker.
+        for (lib, soname) in [("ssl", "libssl.so.3"), ("frob", "libfrob.so.1")] {
+            let c = d.path().join(format!("{lib}.c"));
+            fs::write(&c, format!("int {lib}_fn(void) {{ return 1; }}\n")).unwrap();
+            let so = d.path().join(format!("lib{lib}.so"));
+            assert!(Command::new("gcc").args(["-shared", "-fPIC", &format!("-Wl,-soname,{soname}")]).arg(&c).arg("-o").arg(&so).status().unwrap().success());
+        }
+        let src = "int ssl_fn(void); int frob_fn(void); int main(void) { return ssl_fn() + frob_fn(); }\n";
+        let v = violations(d.path(), "linked", src, &with(&["-Wl,--no-as-needed", "-lssl", "-lfrob"]));
+        assert!(v.iter().any(|m| m.contains("links libssl.so.3 dynamically")), "{v:?}");
+        assert!(v.iter().any(|m| m.contains("needs libfrob.so.1, not in the allowlist")), "{v:?}");
+    }
+
+    #[test]
+    fn exported_openssl_symbols_are_reported() {
+        let d = tempfile::tempdir().unwrap();
+        let src = "int SSL_CTX_new_fake(void) { return 1; }\nint main(void) { return SSL_CTX_new_fake(); }\n";
+        let v = violations(d.path(), "exports", src, &with(&["-rdynamic"]));
+        assert!(v.iter().any(|m| m.contains("exports SSL_CTX_new_fake")), "{v:?}");
+    }
 }
