@@ -16,7 +16,7 @@ use crate::source::Tree;
 use crate::util::{commit_dir, copy_tree, is_complete, mark_complete, run_logged, Cache, KeyBuilder};
 
 /// Bump when the way we configure or install changes, to invalidate builds.
-const BUILD_RECIPE_REVISION: &str = "1";
+const BUILD_RECIPE_REVISION: &str = "2";
 
 pub struct Built {
     /// The `--prefix` the interpreter was configured for.
@@ -26,7 +26,11 @@ pub struct Built {
     pub key: String,
     pub cache_hit: bool,
     pub steps: Vec<(String, Duration)>,
+    /// (module, why) for extension modules left out of this build.
+    pub omitted: Vec<(String, String)>,
 }
+
+const OMITTED_FILE: &str = "omitted-modules.json";
 
 pub fn install_prefix(recipe: &CpythonRecipe) -> String {
     format!("/opt/tlsforge/cpython-{}", recipe.version)
@@ -66,7 +70,8 @@ pub fn build(
     let dir = cache.dir("cpython")?.join(format!("{}-{}-{}", recipe.version, tc.triple, key));
     let root = dir.join("install").join(prefix.trim_start_matches('/'));
     if is_complete(&dir) {
-        return Ok(Built { prefix, root, key, cache_hit: true, steps: vec![] });
+        let omitted = serde_json::from_slice(&fs::read(dir.join(OMITTED_FILE))?)?;
+        return Ok(Built { prefix, root, key, cache_hit: true, steps: vec![], omitted });
     }
     let work = tempfile::tempdir_in(cache.dir("cpython")?)?;
     let src = work.path().join("build");
@@ -111,9 +116,11 @@ pub fn build(
     if !staged_root.join("bin").is_dir() {
         bail!("make install left no {}/bin", staged_root.display());
     }
+    let omitted = crate::validate::prune_system_linked(&staged_root, tc)?;
+    fs::write(staged.join(OMITTED_FILE), serde_json::to_vec_pretty(&omitted)?)?;
     mark_complete(&staged)?;
     commit_dir(&staged, &dir)?;
-    Ok(Built { prefix, root, key, cache_hit: false, steps })
+    Ok(Built { prefix, root, key, cache_hit: false, steps, omitted })
 }
 
 /// makesetup writes the built-in modules into Modules/config.c; if one of

@@ -92,6 +92,14 @@ pub fn write_archive(root: &Path, manifest: &Value, dest: &Path) -> Result<()> {
     tar.append_data(&mut h, "python/PYTHON.json", manifest_bytes.as_slice())?;
     tar.into_inner()?.finish()?;
     tmp.as_file().sync_all()?;
+    publish(tmp, dest)
+}
+
+/// Moves a finished temporary file into dist/, readable by everyone (a
+/// temporary file is created 0600).
+fn publish(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644))?;
     tmp.persist(dest).with_context(|| format!("writing {}", dest.display()))?;
     Ok(())
 }
@@ -110,15 +118,14 @@ pub fn write_sha256sums(dist: &Path) -> Result<()> {
     for (n, s) in &sums {
         writeln!(tmp, "{s}  {n}")?;
     }
-    tmp.persist(dist.join("SHA256SUMS"))?;
-    Ok(())
+    publish(tmp, &dist.join("SHA256SUMS"))
 }
 
 pub fn write_manifest_beside(dest_archive: &Path, manifest: &Value) -> Result<PathBuf> {
     let path = PathBuf::from(format!("{}.json", dest_archive.display().to_string().trim_end_matches(".tar.gz")));
     let mut tmp = tempfile::NamedTempFile::new_in(path.parent().unwrap())?;
     tmp.write_all(&serde_json::to_vec_pretty(manifest)?)?;
-    tmp.persist(&path)?;
+    publish(tmp, &path)?;
     Ok(path)
 }
 

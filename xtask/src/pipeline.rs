@@ -152,6 +152,9 @@ fn build_one(
     }
     let report = t.stage(format!("cpython {v}: validate"), || {
         let report = validate::check_tree(&built.root, tc)?;
+        if report.violations.iter().any(|v| v.contains("not in the allowlist")) {
+            bail!("internal: system-linked modules survived pruning: {:?}", report.violations);
+        }
         if !report.violations.is_empty() {
             bail!("CPython {v} failed validation:\n  - {}", report.violations.join("\n  - "));
         }
@@ -187,6 +190,10 @@ fn build_one(
     );
     m.insert("toolchain".into(), serde_json::to_value(tc)?);
     m.insert("validation".into(), serde_json::to_value(&report)?);
+    m.insert(
+        "omitted_modules".into(),
+        json!(built.omitted.iter().map(|(m, why)| json!({"module": m, "reason": why})).collect::<Vec<_>>()),
+    );
     m.insert("smoke_test".into(), smoke.map(|s| serde_json::from_str(&s).unwrap_or(json!(s))).unwrap_or(json!(null)));
     t.stage(format!("cpython {v}: package"), || {
         package::write_archive(&built.root, &manifest, &archive)?;

@@ -52,6 +52,10 @@ pub fn elf_files(root: &Path) -> Result<Vec<PathBuf>> {
 /// Checks one ELF file against the toolchain's rules, appending violations.
 pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report) -> Result<()> {
     let elf = Elf::parse(bytes).with_context(|| format!("parsing {}", path.display()))?;
+    // Object files (config-*/python.o) are link inputs, not loaded code.
+    if elf.header.e_type == header::ET_REL {
+        return Ok(());
+    }
     let name = path.display();
     let is_executable = elf.interpreter.is_some();
     for lib in &elf.libraries {
@@ -156,6 +160,28 @@ pub fn check_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
         }
     }
     Ok(report)
+}
+
+/// Extension modules that link a library outside the allowlist came from
+/// whatever -dev packages the build machine happens to have, not from pinned
+/// sources; they are removed so every machine ships the same set, and the
+/// manifest lists them with the library each one needed.
+pub fn prune_system_linked(root: &Path, tc: &Toolchain) -> Result<Vec<(String, String)>> {
+    let mut omitted = Vec::new();
+    for f in elf_files(root)? {
+        if !f.extension().is_some_and(|e| e == "so") {
+            continue;
+        }
+        let bytes = fs::read(&f)?;
+        let elf = Elf::parse(&bytes).with_context(|| format!("parsing {}", f.display()))?;
+        if let Some(lib) = elf.libraries.iter().find(|l| !tc.needed_allowlist.iter().any(|a| a == *l)) {
+            let module = f.file_name().unwrap().to_string_lossy().split('.').next().unwrap_or("").to_string();
+            omitted.push((module, format!("needs system library {lib}; not yet built from pinned sources")));
+            fs::remove_file(&f)?;
+        }
+    }
+    omitted.sort();
+    Ok(omitted)
 }
 
 /// The interpreter's executable inside an installed tree.
