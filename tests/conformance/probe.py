@@ -10,9 +10,10 @@ that context is what is under test.
 
 A case: {"id", "kind": "tls" | "urllib" | "urllib_default" | "httplib" | "httplib_default",
 "addr", "port", "host" (server_hostname, may be an IP literal or a U-label), "url",
-"cafile" (null: no cafile argument), "cert"/"key" (client certificate), "alpn", "timeout"}.
+"cafile" (null: no cafile argument), "cert"/"key" (client certificate), "alpn", "timeout",
+"verify_paths" (report ssl.get_default_verify_paths() as seen by this process)}.
 A result: {"id", "outcome": "accept" | "refuse" | "timeout" | "error", "error_class",
-"error", "version", "cipher", "alpn", "ms"}.
+"error", "version", "cipher", "alpn", "ms", and "verify_paths" if asked}.
 """
 from __future__ import print_function
 
@@ -66,8 +67,19 @@ def native_host(host):
     return host
 
 
-def meta():
+def verify_paths():
     paths = ssl.get_default_verify_paths()
+    return {
+        "cafile": paths.cafile,
+        "capath": paths.capath,
+        "openssl_cafile_env": paths.openssl_cafile_env,
+        "openssl_cafile": paths.openssl_cafile,
+        "openssl_capath_env": paths.openssl_capath_env,
+        "openssl_capath": paths.openssl_capath,
+    }
+
+
+def meta():
     ctx = ssl.create_default_context()
     info = {
         "python": sys.version.split()[0],
@@ -75,14 +87,7 @@ def meta():
         "executable": sys.executable,
         "openssl": ssl.OPENSSL_VERSION,
         "openssl_version_info": list(ssl.OPENSSL_VERSION_INFO),
-        "verify_paths": {
-            "cafile": paths.cafile,
-            "capath": paths.capath,
-            "openssl_cafile_env": paths.openssl_cafile_env,
-            "openssl_cafile": paths.openssl_cafile,
-            "openssl_capath_env": paths.openssl_capath_env,
-            "openssl_capath": paths.openssl_capath,
-        },
+        "verify_paths": verify_paths(),
         "check_hostname": bool(ctx.check_hostname),
         "verify_mode": int(ctx.verify_mode),
         "verify_flags": int(getattr(ctx, "verify_flags", 0)),
@@ -219,6 +224,11 @@ RUNNERS = {
 def run_case(case):
     res = {"id": case["id"], "outcome": None, "error_class": None, "error": None,
            "version": None, "cipher": None, "alpn": None}
+    if case.get("verify_paths"):
+        try:
+            res["verify_paths"] = verify_paths()
+        except Exception as e:
+            res["verify_paths"] = {"error": "%s: %s" % (type(e).__name__, text(str(e))[:200])}
     t0 = time.time()
     try:
         RUNNERS[case["kind"]](case, res)

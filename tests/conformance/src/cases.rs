@@ -22,6 +22,8 @@ pub enum Group {
     CertDir,
     /// A private mount namespace whose system trust store holds only the test root.
     SystemStore,
+    /// A private mount namespace with one distribution's trust layout (one case each).
+    Layout(crate::trust::Layout),
 }
 
 impl Group {
@@ -31,6 +33,7 @@ impl Group {
             Group::CertFile => "ssl_cert_file",
             Group::CertDir => "ssl_cert_dir",
             Group::SystemStore => "system_store",
+            Group::Layout(l) => l.id(),
         }
     }
 }
@@ -92,6 +95,8 @@ pub struct Materials {
     /// Chains for the pip index servers.
     pub index_chain: Chain,
     pub index_wrong_chain: Chain,
+    /// Bundle and Fedora crypto-policies files for the trust-* layouts.
+    pub layout_files: crate::trust::LayoutFiles,
 }
 
 impl ProbeSpec {
@@ -123,6 +128,7 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
     for n in ["ca-certificates.crt", "cert.pem", "ca-bundle.crt", "tls-ca-bundle.pem"] {
         std::fs::copy(&trust_bundle, trust_dir.join(n))?;
     }
+    let layout_files = crate::trust::write_layout_files(dir, &trust_bundle)?;
 
     let client = f.issue(&Spec { eku: Eku::ClientAuth, ku: Ku::Signature, ..Spec::leaf("client.test") }, Some(&inter))?;
     let client_cert = crate::pki::write_pem(&dir.join("client.pem"), &[&client.cert, &inter.cert])?;
@@ -391,6 +397,17 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
         How::Tls { server: Ok(srv(chain(&good))), probe: no_cafile(Group::Default) },
     );
     add("53b", "pip: index certificate for another host", Refuse, CON, How::Pip { wrong_host: true });
+    // Distribution trust layouts, each in its own mount namespace (trust.rs); trust-empty is the
+    // control that proves the group can fail.
+    for l in crate::trust::Layout::ALL {
+        add(
+            l.id(),
+            l.title(),
+            if l.accepts() { Accept } else { Refuse },
+            CON,
+            How::Tls { server: Ok(srv(chain(&good))), probe: no_cafile(Group::Layout(*l)) },
+        );
+    }
     let l = leaf(Spec::leaf("*.0.0.1").cn(Some("ip wildcard")))?;
     add("54", "DNS SAN *.0.0.1 (wildcard over an IP), dialled by IP", Refuse, CON, tls(srv(chain(&l)), "127.0.0.1"));
     let l = leaf(Spec::leaf("ipv6 san").sans(vec![ip("::1")]))?;
@@ -556,6 +573,7 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
             trust_dir,
             index_chain: chain(&web),
             index_wrong_chain,
+            layout_files,
         },
         cases,
     ))

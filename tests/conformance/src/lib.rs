@@ -24,7 +24,7 @@ pub mod proc;
 pub mod report;
 pub mod server;
 mod suites;
-mod trust;
+pub mod trust;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -86,6 +86,9 @@ pub struct ProbeLine {
     pub alpn: Option<String>,
     #[serde(default)]
     pub ms: Option<u64>,
+    /// ssl.get_default_verify_paths() inside the probe's namespace (trust-* cases).
+    #[serde(default)]
+    pub verify_paths: Option<Value>,
 }
 
 impl ProbeLine {
@@ -145,6 +148,8 @@ struct Env<'a> {
     sem: &'a proc::Semaphore,
     /// pip runs are heavier and longer: they have their own limit.
     pip_sem: &'a proc::Semaphore,
+    /// /private on the host for the macOS layouts: Err(reason) if it could not be made.
+    private: Result<(), String>,
 }
 
 fn alert_name(d: u8) -> &'static str {
@@ -196,6 +201,7 @@ fn probe_entry(id: &str, p: &ProbeSpec, port: u16, mat: &Materials) -> Value {
         "key": if p.client_cert { Some(mat.client_key.display().to_string()) } else { None },
         "alpn": p.alpn,
         "timeout": CASE_TIMEOUT,
+        "verify_paths": matches!(p.group, Group::Layout(_)),
     })
 }
 
@@ -456,6 +462,26 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
                         }
                     }
                 }
+                Group::Layout(layout) => {
+                    match trust::layout_command(*layout, &interp.python, env.probe, &file, &meta, &env.mat.layout_files, &work, &env.private) {
+                        Ok((mut c, note)) => {
+                            proc::probe_env(&mut c);
+                            if !note.is_empty() {
+                                group_notes.insert(group.name().into(), note);
+                            }
+                            c
+                        }
+                        Err(reason) => {
+                            for e in entries {
+                                out.insert(
+                                    e["id"].as_str().unwrap().to_string(),
+                                    (Observed::NotServable { reason: reason.clone() }, String::new(), 0),
+                                );
+                            }
+                            continue;
+                        }
+                    }
+                }
                 _ => {
                     let mut c = Command::new(&interp.python);
                     c.arg(env.probe).arg(&file).arg("16");
@@ -518,6 +544,14 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
                         ("51", Some(n)) => format!("{} [{}]", detail, n),
                         _ => detail,
                     };
+                    let detail = match &l.verify_paths {
+                        Some(vp) => format!("{}; default verify paths: {}", detail, describe_verify_paths(vp)),
+                        None => detail,
+                    };
+                    let detail = match group_of(c).filter(|g| g.starts_with("trust-")).and_then(|g| group_notes.get(&g)) {
+                        Some(n) => format!("{} [{}]", detail, n),
+                        None => detail,
+                    };
                     (o, detail, ms)
                 }
                 None => (missing(), String::new(), 0),
@@ -574,6 +608,15 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
     (rep, results)
 }
 
+/// `cafile=... capath=... (openssl_cafile=..., openssl_capath=...)`; None shown as -.
+fn describe_verify_paths(vp: &Value) -> String {
+    if let Some(e) = vp["error"].as_str() {
+        return format!("error {}", e);
+    }
+    let g = |k: &str| vp[k].as_str().unwrap_or("-").to_string();
+    format!("cafile={} capath={} (openssl_cafile={}, openssl_capath={})", g("cafile"), g("capath"), g("openssl_cafile"), g("openssl_capath"))
+}
+
 fn sanitize(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
 }
@@ -617,14 +660,22 @@ pub fn run(cfg: &Config) -> Result<Report> {
         listeners.push(wrong);
     }
 
+    // The macOS layouts mount over /private, which Linux lacks: made for the run (trust.rs).
+    let needs_private = cases.iter().any(|c| matches!(&c.how, How::Tls { probe, .. } if matches!(probe.group, Group::Layout(l) if l.needs_private())));
+    let private_guard = if needs_private { Some(trust::PrivateDir::acquire()) } else { None };
+    let private = match &private_guard {
+        Some(Err(e)) => Err(e.clone()),
+        _ => Ok(()),
+    };
     let sem = proc::Semaphore::new(cfg.jobs.max(1));
     let pip_sem = proc::Semaphore::new(2);
-    let env = Env { cases: &cases, mat: &mat, probe: &probe, work: tmp.path(), ports: &ports, pip_ports, sem: &sem, pip_sem: &pip_sem };
+    let env = Env { cases: &cases, mat: &mat, probe: &probe, work: tmp.path(), ports: &ports, pip_ports, sem: &sem, pip_sem: &pip_sem, private };
     let per: Vec<(InterpreterReport, Vec<CaseResult>)> = std::thread::scope(|s| {
         let hs: Vec<_> = cfg.interpreters.iter().map(|i| s.spawn(|| run_interpreter(&env, i))).collect();
         hs.into_iter().map(|h| h.join().expect("interpreter thread panicked")).collect()
     });
     drop(listeners);
+    drop(private_guard);
 
     let mut report = Report {
         started_unix,

@@ -176,8 +176,9 @@ impl Report {
     pub fn table(&self) -> String {
         let mut out = String::new();
         let title_w = 52;
+        let id_w = self.cases.iter().map(|c| c.id.len()).max().unwrap_or(0).max(5);
         let col_w: Vec<usize> = self.interpreters.iter().map(|i| i.name.len().max(9)).collect();
-        out.push_str(&format!("{:<5} {:<title_w$} {:<6}", "case", "scenario", "expect"));
+        out.push_str(&format!("{:<id_w$} {:<title_w$} {:<6}", "case", "scenario", "expect"));
         for (i, w) in self.interpreters.iter().zip(&col_w) {
             let name = if i.reference { format!("{}*", i.name) } else { i.name.clone() };
             out.push_str(&format!(" {:<w$}", name, w = w + 1));
@@ -185,7 +186,7 @@ impl Report {
         out.push('\n');
         for c in &self.cases {
             let title: String = c.title.chars().take(title_w).collect();
-            out.push_str(&format!("{:<5} {:<title_w$} {:<6}", c.id, title, c.expect.short()));
+            out.push_str(&format!("{:<id_w$} {:<title_w$} {:<6}", c.id, title, c.expect.short()));
             for (i, w) in self.interpreters.iter().zip(&col_w) {
                 out.push_str(&format!(" {:<w$}", self.cell(self.result(&c.id, &i.name), i.reference), w = w + 1));
             }
