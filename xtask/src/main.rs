@@ -6,6 +6,7 @@
 
 mod apt;
 mod cpython;
+mod deb;
 mod deps;
 mod extract;
 mod fetch;
@@ -15,6 +16,7 @@ mod patch;
 mod pipeline;
 mod prereqs;
 mod recipes;
+mod sbom;
 mod source;
 mod testing;
 mod util;

@@ -17,13 +17,18 @@ pub fn source_date_epoch() -> u64 {
     std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse().ok()).unwrap_or(1_700_000_000)
 }
 
-pub fn archive_name(version: &str, openssl_choice: &str, default_choice: &str, triple: &str) -> String {
-    let local = if openssl_choice == default_choice {
+/// The local version label: "tlsforge", or "tlsforge.openssl35" for a
+/// non-default OpenSSL.
+pub fn local_label(openssl_choice: &str, default_choice: &str) -> String {
+    if openssl_choice == default_choice {
         "tlsforge".to_string()
     } else {
         format!("tlsforge.openssl{}", openssl_choice.replace('.', ""))
-    };
-    format!("cpython-{version}+{local}-{triple}-install_only.tar.gz")
+    }
+}
+
+pub fn archive_name(version: &str, openssl_choice: &str, default_choice: &str, triple: &str) -> String {
+    format!("cpython-{version}+{}-{triple}-install_only.tar.gz", local_label(openssl_choice, default_choice))
 }
 
 /// Every path under `root`, relative, sorted, directories before contents.
@@ -123,10 +128,15 @@ pub fn write_sha256sums(dist: &Path) -> Result<()> {
 
 pub fn write_manifest_beside(dest_archive: &Path, manifest: &Value) -> Result<PathBuf> {
     let path = PathBuf::from(format!("{}.json", dest_archive.display().to_string().trim_end_matches(".tar.gz")));
-    let mut tmp = tempfile::NamedTempFile::new_in(path.parent().unwrap())?;
-    tmp.write_all(&serde_json::to_vec_pretty(manifest)?)?;
-    publish(tmp, &path)?;
+    write_json(&path, manifest)?;
     Ok(path)
+}
+
+/// Writes pretty JSON atomically, world-readable.
+pub fn write_json(path: &Path, value: &Value) -> Result<()> {
+    let mut tmp = tempfile::NamedTempFile::new_in(path.parent().unwrap())?;
+    tmp.write_all(&serde_json::to_vec_pretty(value)?)?;
+    publish(tmp, path)
 }
 
 /// A skeleton with the fields every manifest has; callers fill the rest.

@@ -181,7 +181,9 @@ fn build_one(
         json!([
             {"name": "cpython", "version": v, "file": recipe.source.file, "sha256": recipe.source.sha256, "license": "PSF-2.0"},
             {"name": "zlib", "version": zlib.version, "sha256": zlib.sha256, "license": zlib.license},
-            {"name": "openssl", "version": ossl.recipe.version, "source": ossl.recipe.crate_name, "license": ossl.recipe.license},
+            {"name": "openssl", "version": ossl.recipe.version, "source": ossl.recipe.crate_name, "license": ossl.recipe.license,
+             "sha256": crate::sbom::crate_checksum("openssl-src", ossl.recipe.crate_name.trim_start_matches("openssl-src "))?,
+             "sha256_of": "the openssl-src crate (Cargo.lock)"},
         ]),
     );
     m.insert(
@@ -197,7 +199,12 @@ fn build_one(
     m.insert("smoke_test".into(), smoke.map(|s| serde_json::from_str(&s).unwrap_or(json!(s))).unwrap_or(json!(null)));
     t.stage(format!("cpython {v}: package"), || {
         package::write_archive(&built.root, &manifest, &archive)?;
-        package::write_manifest_beside(&archive, &manifest)?;
+        let beside = package::write_manifest_beside(&archive, &manifest)?;
+        package::write_json(&beside.with_extension("cdx.json"), &crate::sbom::cyclonedx(&manifest))?;
+        if crate::deb::available(tc) {
+            let label = package::local_label(&ossl.recipe.choice, &recipes.openssl_default);
+            crate::deb::build(&built.root, &built.prefix, v, &label, tc, report.max_glibc.as_deref(), &dist)?;
+        }
         Ok(((), false))
     })?;
     Ok(artifact)

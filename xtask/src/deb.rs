@@ -1,0 +1,65 @@
+//! A `.deb` per Linux artifact, built with Debian's own `dpkg-deb`: it
+//! installs the interpreter under /opt/tlsforge/cpython-<version> (the prefix
+//! it was configured for) and touches nothing of the system Python.
+
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::recipes::Toolchain;
+use crate::util::copy_tree;
+
+fn debian_arch(tc: &Toolchain) -> Option<&'static str> {
+    match tc.arch.as_str() {
+        "x86_64" => Some("amd64"),
+        "aarch64" => Some("arm64"),
+        _ => None,
+    }
+}
+
+pub fn available(tc: &Toolchain) -> bool {
+    tc.os == "linux" && debian_arch(tc).is_some() && Command::new("dpkg-deb").arg("--version").output().is_ok()
+}
+
+/// Package name per minor version, so 2.7 and 3.13 install side by side.
+pub fn package_name(version: &str) -> String {
+    let short: Vec<&str> = version.split('.').take(2).collect();
+    format!("tlsforge-cpython{}", short.join("."))
+}
+
+/// `label` is the archive's local version label ("tlsforge", or
+/// "tlsforge.openssl35"), so builds against different OpenSSLs don't collide.
+pub fn build(root: &Path, prefix: &str, version: &str, label: &str, tc: &Toolchain, max_glibc: Option<&str>, dest: &Path) -> Result<PathBuf> {
+    let arch = debian_arch(tc).context("no Debian architecture for this target")?;
+    let work = tempfile::tempdir()?;
+    let stage = work.path().join("stage");
+    let target = stage.join(prefix.trim_start_matches('/'));
+    fs::create_dir_all(target.parent().unwrap())?;
+    copy_tree(root, &target)?;
+    let _ = fs::remove_file(target.join(crate::util::COMPLETE_MARKER));
+    fs::create_dir_all(stage.join("DEBIAN"))?;
+    let depends = max_glibc.map(|g| format!("Depends: libc6 (>= {g})\n")).unwrap_or_default();
+    let control = format!(
+        "Package: {}\nVersion: {version}-1+{label}\nArchitecture: {arch}\nMaintainer: tlsforge <tlsforge@localhost>\n{depends}\
+         Section: interpreters\nPriority: optional\nDescription: CPython {version} with OpenSSL linked in statically (tlsforge)\n \
+         Installed under {prefix}; does not replace or touch the system Python.\n",
+        package_name(version)
+    );
+    fs::write(stage.join("DEBIAN/control"), control)?;
+    let deb = dest.join(format!("{}_{version}-1+{label}_{arch}.deb", package_name(version)));
+    let tmp_deb = dest.join(format!(".{}.tmp", deb.file_name().unwrap().to_string_lossy()));
+    let out = Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-Zgzip", "-z6", "--build"])
+        .arg(&stage)
+        .arg(&tmp_deb)
+        .env("SOURCE_DATE_EPOCH", crate::package::source_date_epoch().to_string())
+        .output()
+        .context("running dpkg-deb")?;
+    if !out.status.success() {
+        let _ = fs::remove_file(&tmp_deb);
+        bail!("dpkg-deb failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    fs::rename(&tmp_deb, &deb)?;
+    Ok(deb)
+}
