@@ -139,6 +139,9 @@ pub fn write_json(path: &Path, value: &Value) -> Result<()> {
     publish(tmp, path)
 }
 
+/// Bump when what `package` writes changes, so dist/ is rewritten.
+pub const PACKAGE_REVISION: u32 = 2;
+
 /// A skeleton with the fields every manifest has; callers fill the rest.
 pub fn manifest_base(version: &str, triple: &str, python2: bool) -> Value {
     let short: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
@@ -151,6 +154,7 @@ pub fn manifest_base(version: &str, triple: &str, python2: bool) -> Value {
         "python_exe": format!("bin/python{}", if python2 { "2" } else { "3" }),
         "python_stdlib": format!("lib/python{short}"),
         "link_mode": "static-openssl",
+        "tlsforge_package_revision": PACKAGE_REVISION,
         "build_date_epoch": source_date_epoch(),
     })
 }

@@ -214,7 +214,7 @@ fn already_packaged(manifest: &std::path::Path, key: &str) -> bool {
     std::fs::read_to_string(manifest)
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|m| m["build_key"] == key)
+        .is_some_and(|m| m["build_key"] == key && m["tlsforge_package_revision"] == package::PACKAGE_REVISION)
 }
 
 /// `patches check`: every series applies with zero fuzz to its pristine source.
