@@ -83,21 +83,21 @@ pub fn build(cache: &Cache, recipe: &OpensslRecipe, tc: &Toolchain, jobs: usize)
 /// The child side: runs openssl-src and exits non-zero on failure.
 pub fn child_build(choice: &str, target: &str, openssldir: &str, out: &Path) -> Result<()> {
     let host = host_triple();
+    // The two crates are different types with the same API.
+    macro_rules! build_with {
+        ($krate:ident) => {
+            $krate::Build::new()
+                .target(target)
+                .host(&host)
+                .out_dir(out)
+                .openssl_dir(openssldir)
+                .try_build()
+                .map(|a| a.lib_dir().to_path_buf())
+        };
+    }
     let result = match choice {
-        "4.0" => openssl_src_400::Build::new()
-            .target(target)
-            .host(&host)
-            .out_dir(out)
-            .openssl_dir(openssldir)
-            .try_build()
-            .map(|a| a.lib_dir().to_path_buf()),
-        "3.5" => openssl_src_300::Build::new()
-            .target(target)
-            .host(&host)
-            .out_dir(out)
-            .openssl_dir(openssldir)
-            .try_build()
-            .map(|a| a.lib_dir().to_path_buf()),
+        "4.0" => build_with!(openssl_src_400),
+        "3.5" => build_with!(openssl_src_300),
         other => bail!("unknown OpenSSL choice {other}"),
     };
     let lib_dir = result.map_err(|e| anyhow::anyhow!(e)).context("openssl-src build")?;

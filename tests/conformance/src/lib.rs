@@ -441,48 +441,32 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
                 group_notes.insert(group.name().into(), format!("writing cases: {}", e));
                 continue;
             }
-            let cmd = match group {
-                Group::SystemStore => {
-                    match trust::command(&interp.python, env.probe, &file, &meta, &env.mat.trust_bundle, &env.mat.trust_dir, &work) {
-                        Ok((mut c, note)) => {
-                            proc::probe_env(&mut c);
-                            if !note.is_empty() {
-                                group_notes.insert(group.name().into(), note);
-                            }
-                            c
-                        }
-                        Err(reason) => {
-                            for e in entries {
-                                out.insert(
-                                    e["id"].as_str().unwrap().to_string(),
-                                    (Observed::NotServable { reason: reason.clone() }, String::new(), 0),
-                                );
-                            }
-                            continue;
-                        }
-                    }
-                }
+            // Namespace groups build their own command and may be unservable here.
+            let namespaced = match group {
+                Group::SystemStore => Some(trust::command(&interp.python, env.probe, &file, &meta, &env.mat.trust_bundle, &env.mat.trust_dir, &work)),
                 Group::Layout(layout) => {
-                    match trust::layout_command(*layout, &interp.python, env.probe, &file, &meta, &env.mat.layout_files, &work, &env.private) {
-                        Ok((mut c, note)) => {
-                            proc::probe_env(&mut c);
-                            if !note.is_empty() {
-                                group_notes.insert(group.name().into(), note);
-                            }
-                            c
-                        }
-                        Err(reason) => {
-                            for e in entries {
-                                out.insert(
-                                    e["id"].as_str().unwrap().to_string(),
-                                    (Observed::NotServable { reason: reason.clone() }, String::new(), 0),
-                                );
-                            }
-                            continue;
-                        }
-                    }
+                    Some(trust::layout_command(*layout, &interp.python, env.probe, &file, &meta, &env.mat.layout_files, &work, &env.private))
                 }
-                _ => {
+                _ => None,
+            };
+            let cmd = match namespaced {
+                Some(Ok((mut c, note))) => {
+                    proc::probe_env(&mut c);
+                    if !note.is_empty() {
+                        group_notes.insert(group.name().into(), note);
+                    }
+                    c
+                }
+                Some(Err(reason)) => {
+                    for e in entries {
+                        out.insert(
+                            e["id"].as_str().unwrap().to_string(),
+                            (Observed::NotServable { reason: reason.clone() }, String::new(), 0),
+                        );
+                    }
+                    continue;
+                }
+                None => {
                     let mut c = Command::new(&interp.python);
                     c.arg(env.probe).arg(&file).arg("16");
                     proc::probe_env(&mut c);
