@@ -55,8 +55,8 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
     let recipes = Recipes::load()?;
     let cache = Cache::from_env()?;
     let tc = recipes.toolchain(opts.target.as_deref())?;
-    if tc.status == "unsupported" {
-        bail!("target {} is not supported: {}", tc.triple, tc.reason.as_deref().unwrap_or("see README"));
+    if tc.status == "unsupported" || tc.status == "plan" {
+        bail!("target {} cannot be built yet ({}): {}", tc.triple, tc.status, tc.reason.as_deref().unwrap_or("see README"));
     }
     let ossl_recipe = recipes.openssl(opts.openssl.as_deref())?;
     let pythons = selected(&recipes, &opts.pythons)?;

@@ -201,6 +201,10 @@ impl Recipes {
             .toolchains
             .iter()
             .find(|t| t.triple == wanted || t.aliases.iter().any(|a| a == wanted));
+        if found.is_none() && wanted == "macos" {
+            bail!("--target macos means aarch64-apple-darwin and x86_64-apple-darwin, which cannot be built yet: {}",
+                self.toolchains.iter().find(|t| t.os == "macos").and_then(|t| t.reason.clone()).unwrap_or_default());
+        }
         match found {
             Some(t) => Ok(t),
             None => bail!(
