@@ -56,6 +56,7 @@ pub fn build(
     openssl: &Openssl,
     zlib: &Dep,
     tc: &Toolchain,
+    build_python: Option<&Path>,
     jobs: usize,
 ) -> Result<Built> {
     let prefix = install_prefix(recipe);
@@ -90,6 +91,14 @@ pub fn build(
         .env("CFLAGS", tc.cflags.join(" "))
         .env("CPPFLAGS", format!("-I{}/include", zlib.prefix.display()))
         .env("LDFLAGS", format!("{} -L{}/lib", tc.ldflags.join(" "), zlib.prefix.display()));
+    if let Some(host) = &tc.configure_host {
+        let build_python = build_python.context("a cross build needs a native build-Python")?;
+        configure
+            .arg(format!("--host={host}"))
+            .arg(format!("--build={}", gnu_triple(&crate::recipes::host_triple())))
+            .arg(format!("--with-build-python={}", build_python.display()))
+            .args(&tc.config_site);
+    }
     if recipe.is_python2() {
         configure.arg("--enable-unicode=ucs4");
     } else {
@@ -121,6 +130,11 @@ pub fn build(
     mark_complete(&staged)?;
     commit_dir(&staged, &dir)?;
     Ok(Built { prefix, root, key, cache_hit: false, steps, omitted })
+}
+
+/// x86_64-unknown-linux-gnu → x86_64-pc-linux-gnu (autoconf's spelling).
+fn gnu_triple(rust_triple: &str) -> String {
+    rust_triple.replace("-unknown-linux-", "-pc-linux-")
 }
 
 /// makesetup writes the built-in modules into Modules/config.c; if one of

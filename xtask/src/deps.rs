@@ -49,6 +49,10 @@ pub fn build(cache: &Cache, recipe: &DepRecipe, tc: &Toolchain, mirrors: &[Strin
     let step = |args: &[String], what: &str| -> Result<()> {
         let mut cmd = Command::new(&args[0]);
         cmd.args(&args[1..]).current_dir(&build_dir).env("CC", &tc.cc).env("CFLAGS", tc.cflags.join(" "));
+        if let Some(host) = &tc.configure_host {
+            // zlib's configure derives ar/ranlib from CHOST.
+            cmd.env("CHOST", host);
+        }
         run_logged(cmd, what, &log)?;
         Ok(())
     };

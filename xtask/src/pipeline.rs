@@ -11,6 +11,7 @@ use crate::recipes::{CpythonRecipe, Recipes, Toolchain};
 use crate::util::{workspace_root, Cache, Timings};
 use crate::{cpython, deps, openssl, package, patch, source, validate};
 
+#[derive(Clone)]
 pub struct Options {
     pub pythons: Vec<String>,
     pub target: Option<String>,
@@ -61,6 +62,22 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
     let ossl_recipe = recipes.openssl(opts.openssl.as_deref())?;
     let pythons = selected(&recipes, &opts.pythons)?;
     crate::prereqs::ensure_build_tools()?;
+    let packages: Vec<(&str, &str)> = tc.packages.iter().map(|(c, p)| (c.as_str(), p.as_str())).collect();
+    crate::prereqs::ensure(&packages)?;
+    // A cross build runs a native interpreter of the same version during the
+    // build (to compile the stdlib, run setup steps): build those first.
+    let mut build_pythons = std::collections::HashMap::new();
+    if tc.is_cross() {
+        if let Some(p2) = pythons.iter().find(|p| p.is_python2()) {
+            bail!("cross builds of CPython {} are not supported yet (target {}); build 3.x for it", p2.version, tc.triple);
+        }
+        eprintln!("tlsforge: {} is a cross target; building the native build-Pythons first", tc.triple);
+        let native = Options { target: None, pythons: pythons.iter().map(|p| p.version.clone()).collect(), ..opts.clone() };
+        for a in build(&native)? {
+            let short: String = a.version.split('.').take(2).collect::<Vec<_>>().join(".");
+            build_pythons.insert(a.version.clone(), a.root.join(format!("bin/python{short}")));
+        }
+    }
     eprintln!(
         "tlsforge: {} for {} with OpenSSL {} (cache {})",
         pythons.iter().map(|p| p.version.as_str()).collect::<Vec<_>>().join(", "),
@@ -83,7 +100,8 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
     })?;
     let mut artifacts = Vec::new();
     for recipe in pythons {
-        artifacts.push(build_one(&cache, &recipes, recipe, tc, &ossl, &zlib, opts, &mut t)?);
+        let build_python = build_pythons.get(&recipe.version).map(|p: &PathBuf| p.as_path());
+        artifacts.push(build_one(&cache, &recipes, recipe, tc, &ossl, &zlib, build_python, opts, &mut t)?);
     }
     package::write_sha256sums(&dist_dir()?)?;
     let wall = start.elapsed().as_secs_f64();
@@ -114,6 +132,7 @@ fn build_one(
     tc: &Toolchain,
     ossl: &openssl::Openssl,
     zlib: &deps::Dep,
+    build_python: Option<&std::path::Path>,
     opts: &Options,
     t: &mut Timings,
 ) -> Result<Artifact> {
@@ -128,7 +147,7 @@ fn build_one(
         bail!("CPython {v} is not built yet; run `cargo xtask build --python {v}` first");
     }
     let built = t.stage(format!("cpython {v}: build"), || {
-        guard_cached(opts, cpython::build(cache, recipe, &tree, ossl, zlib, tc, opts.jobs).map(|b| {
+        guard_cached(opts, cpython::build(cache, recipe, &tree, ossl, zlib, tc, build_python, opts.jobs).map(|b| {
             let hit = b.cache_hit;
             (b, hit)
         }))
@@ -160,9 +179,9 @@ fn build_one(
         }
         Ok((report, false))
     })?;
-    let smoke = if tc.runs_here() {
+    let smoke = if tc.can_run() {
         Some(t.stage(format!("cpython {v}: smoke test (relocated copy)"), || {
-            Ok((validate::smoke_test(&built.root, recipe.is_python2())?, false))
+            Ok((validate::smoke_test(&built.root, recipe.is_python2(), &tc.run_under)?, false))
         })?)
     } else {
         None

@@ -87,12 +87,31 @@ pub struct Toolchain {
     pub needed_allowlist: Vec<String>,
     pub max_glibc: Option<String>,
     pub reason: Option<String>,
+    /// Cross builds: the GNU host triple for `configure --host`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub configure_host: Option<String>,
+    /// Answers for configure's run-time checks it cannot execute when cross-compiling.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_site: Vec<String>,
+    /// Prefix that runs this target's binaries here (e.g. qemu-user).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub run_under: Vec<String>,
+    /// Debian packages the toolchain needs: (command or path, package).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<(String, String)>,
 }
 
 impl Toolchain {
     /// True when binaries for this target run on the machine doing the build.
     pub fn runs_here(&self) -> bool {
         self.triple == host_triple()
+    }
+    pub fn is_cross(&self) -> bool {
+        self.configure_host.is_some()
+    }
+    /// True when its binaries run here, natively or under `run_under`.
+    pub fn can_run(&self) -> bool {
+        self.runs_here() || !self.run_under.is_empty()
     }
 }
 

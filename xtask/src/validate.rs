@@ -191,13 +191,22 @@ pub fn python_exe(root: &Path, python2: bool) -> PathBuf {
 
 /// Copies the tree to a fresh temporary directory and runs it there: proves
 /// it is relocatable and that ssl/hashlib/zlib import with OpenSSL linked in.
-pub fn smoke_test(root: &Path, python2: bool) -> Result<String> {
+pub fn smoke_test(root: &Path, python2: bool, run_under: &[String]) -> Result<String> {
     let tmp = tempfile::tempdir()?;
     let moved = tmp.path().join("elsewhere");
     crate::util::copy_tree(root, &moved)?;
     let exe = python_exe(&moved, python2);
     let script = "import ssl, hashlib, zlib, json; print(json.dumps({'openssl': ssl.OPENSSL_VERSION, 'tls13': ssl.HAS_TLSv1_3, 'paths': list(ssl.get_default_verify_paths()), 'sha256': hashlib.sha256(b'x').hexdigest(), 'prefix': __import__('sys').prefix}))";
-    let out = Command::new(&exe)
+    // Foreign binaries run under an emulator (qemu-user) when the target says so.
+    let mut cmd = match run_under.split_first() {
+        Some((emulator, args)) => {
+            let mut c = Command::new(emulator);
+            c.args(args).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    let out = cmd
         .args(["-I", "-c", script].iter().skip(if python2 { 1 } else { 0 }))
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
