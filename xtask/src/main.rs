@@ -35,7 +35,7 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct Select {
-    /// CPython versions: `2.7`, `3.13`, `3.13.5`, or `all` (repeatable). Default: 2.7 and 3.13.
+    /// CPython versions: `2.7`, `3.13`, `3.13.5`, or `all` (every version with a patch series; repeatable). Default: 2.7 and 3.13.
     #[arg(long = "python", value_name = "VERSION")]
     pythons: Vec<String>,
     /// Target triple or alias (see `list`). Default: this machine.

@@ -40,8 +40,14 @@ pub fn dist_dir() -> Result<PathBuf> {
 }
 
 pub fn selected<'a>(recipes: &'a Recipes, pythons: &[String]) -> Result<Vec<&'a CpythonRecipe>> {
+    // `all`: every version we support, i.e. that has a patch series for
+    // OpenSSL 4 (a recipe without one cannot build against it).
     if pythons.iter().any(|p| p == "all") {
-        return Ok(recipes.cpython.iter().collect());
+        return Ok(recipes
+            .cpython
+            .iter()
+            .filter(|r| patch::read_series(&r.patch_dir()).is_ok_and(|s| !s.is_empty()))
+            .collect());
     }
     let wanted: Vec<String> = if pythons.is_empty() {
         DEFAULT_PYTHONS.iter().map(|s| s.to_string()).collect()
