@@ -159,7 +159,7 @@ pub fn test(opts: &Options) -> Result<()> {
     tally.finish()
 }
 
-/// Runs test_ssl, test_hashlib and test_httplib with the interpreter's own
+/// Runs test_ssl, test_hashlib, test_httplib and test_urllib2_localnet with the interpreter's own
 /// regrtest; tests listed in patches/<version>/SKIPS are excluded.
 pub fn stdlib_tests(a: &Artifact, exe: &Path) -> Result<(bool, String)> {
     let skips_file = workspace_root().join("patches").join(&a.version).join("SKIPS");
@@ -171,7 +171,7 @@ pub fn stdlib_tests(a: &Artifact, exe: &Path) -> Result<(bool, String)> {
         .collect();
     let mut cmd = Command::new(exe);
     // 2.7's regrtest has no package __main__ and no --ignore.
-    cmd.args(["-m", if a.python2 { "test.regrtest" } else { "test" }, "test_ssl", "test_hashlib", "test_httplib"]);
+    cmd.args(["-m", if a.python2 { "test.regrtest" } else { "test" }, "test_ssl", "test_hashlib", "test_httplib", "test_urllib2_localnet"]);
     if !a.python2 {
         for s in &skips {
             cmd.args(["--ignore", s]);
