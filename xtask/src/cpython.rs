@@ -97,7 +97,10 @@ pub fn build(
             .arg(format!("--host={host}"))
             .arg(format!("--build={}", gnu_triple(&crate::recipes::host_triple())))
             .arg(format!("--with-build-python={}", build_python.display()))
-            .args(&tc.config_site);
+            .args(&tc.config_site)
+            // The build machine's .pc files describe its own architecture.
+            .env("PKG_CONFIG_LIBDIR", "/nonexistent")
+            .env("PKG_CONFIG_PATH", "");
     }
     if recipe.is_python2() {
         configure.arg("--enable-unicode=ucs4");
