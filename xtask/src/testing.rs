@@ -82,28 +82,59 @@ impl Tally {
 
 /// Builds (or reuses) the selected interpreters and unpacks each archive
 /// into `dir`, so the suites test what users download, not the cache.
+/// A foreign target's interpreter is run through a wrapper script that starts
+/// it under the toolchain's emulator (qemu-user).
 fn unpacked(opts: &Options, dir: &Path) -> Result<Vec<(Artifact, PathBuf)>> {
+    let recipes = Recipes::load()?;
+    let tc = recipes.toolchain(opts.target.as_deref())?;
+    if !tc.can_run() {
+        bail!("{} binaries cannot run on this machine; only build and validate apply", tc.triple);
+    }
     let mut out = Vec::new();
     for a in pipeline::build(opts)? {
         let d = dir.join(&a.version);
         std::fs::create_dir_all(&d)?;
-        let exe = unpack(&a, &d)?;
+        let mut exe = unpack(&a, &d)?;
+        if !tc.run_under.is_empty() {
+            use std::os::unix::fs::PermissionsExt;
+            let wrapper = d.join("python-under-emulator");
+            let quoted: Vec<String> = tc.run_under.iter().chain([&exe.display().to_string()]).map(|w| format!("'{w}'")).collect();
+            std::fs::write(&wrapper, format!("#!/bin/sh\nexec {} \"$@\"\n", quoted.join(" ")))?;
+            std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
+            exe = wrapper;
+        }
         out.push((a, exe));
     }
     Ok(out)
 }
 
+/// Where the report goes and which cases run: under an emulator a venv's own
+/// interpreter cannot be exec'd (no binfmt registration here), so the pip
+/// cases are left out of that subset, and its report gets its own folder.
+fn conformance_setup(opts: &Options) -> Result<(Option<String>, PathBuf)> {
+    let recipes = Recipes::load()?;
+    let tc = recipes.toolchain(opts.target.as_deref())?;
+    let dist = pipeline::dist_dir()?;
+    Ok(if tc.runs_here() {
+        (None, dist.join("conformance"))
+    } else {
+        (Some("!pip".to_string()), dist.join(format!("conformance-{}", tc.triple)))
+    })
+}
+
 /// Runs the conformance harness (tests/conformance) on the interpreters,
 /// with the machine's python3 as the reference column; returns its verdict.
-fn run_conformance(interpreters: &[(Artifact, PathBuf)]) -> Result<(bool, String)> {
+fn run_conformance(interpreters: &[(Artifact, PathBuf)], (filter, out_dir): (Option<String>, PathBuf)) -> Result<(bool, String)> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out_dir = pipeline::dist_dir()?.join("conformance");
     let mut cmd = Command::new(cargo);
     cmd.args(["run", "--quiet", "-p", "tlsforge-conformance", "--bin", "conformance", "--"]).current_dir(workspace_root());
     for (a, exe) in interpreters {
         cmd.arg("--python").arg(format!("tlsforge-{}={}", a.version, exe.display()));
     }
     cmd.arg("--out").arg(&out_dir);
+    if let Some(f) = filter {
+        cmd.arg("--filter").arg(f);
+    }
     let status = cmd.status().context("running the conformance harness")?;
     Ok((status.success(), format!("report in {}", out_dir.join("conformance.html").display())))
 }
@@ -112,7 +143,7 @@ pub fn conform(opts: &Options) -> Result<()> {
     crate::prereqs::ensure(crate::prereqs::TEST_TOOLS)?;
     let tmp = tempfile::tempdir()?;
     let interpreters = unpacked(opts, tmp.path())?;
-    let (ok, detail) = run_conformance(&interpreters)?;
+    let (ok, detail) = run_conformance(&interpreters, conformance_setup(opts)?)?;
     if !ok {
         bail!("conformance suite failed; {detail}");
     }
@@ -146,7 +177,7 @@ pub fn test(opts: &Options) -> Result<()> {
 
     // 3. Real handshakes: the conformance suite on every interpreter at once.
     let t = Instant::now();
-    let (ok, detail) = run_conformance(&interpreters)?;
+    let (ok, detail) = run_conformance(&interpreters, conformance_setup(opts)?)?;
     tally.add(format!("conformance suite ({:.0}s)", t.elapsed().as_secs_f64()), ok, detail);
 
     // 4. CPython's own TLS-related test suites, from each version's tree.

@@ -126,15 +126,18 @@ pub fn parse_probe_output(stdout: &str) -> (Option<Value>, HashMap<String, Probe
 }
 
 /// `filter` is a comma-separated list; a case is selected if any item equals its id, prefixes
-/// its id, or occurs in its title (case-insensitive).
+/// its id, or occurs in its title (case-insensitive). Items starting with `!` exclude the
+/// cases they match (e.g. `!pip` under an emulator that cannot run a venv's interpreter).
 fn selected(c: &CaseDef, filter: &Option<String>) -> bool {
-    match filter {
-        None => true,
-        Some(f) => f.split(',').map(|x| x.trim().to_lowercase()).filter(|x| !x.is_empty()).any(|f| {
-            let id = c.id.to_lowercase();
-            id == f || id.starts_with(&f) || c.title.to_lowercase().contains(&f)
-        }),
-    }
+    let Some(f) = filter else { return true };
+    let matches = |f: &str| {
+        let id = c.id.to_lowercase();
+        id == f || id.starts_with(f) || c.title.to_lowercase().contains(f)
+    };
+    let items: Vec<String> = f.split(',').map(|x| x.trim().to_lowercase()).filter(|x| !x.is_empty()).collect();
+    let (excludes, includes): (Vec<&String>, Vec<&String>) = items.iter().partition(|x| x.starts_with('!'));
+    let included = includes.is_empty() || includes.iter().any(|f| matches(f));
+    included && !excludes.iter().any(|f| matches(&f[1..]))
 }
 
 /// Shared state for one run.
@@ -683,6 +686,17 @@ pub fn run(cfg: &Config) -> Result<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filter_includes_and_excludes() {
+        let dir = proc::TempDir::new("tlsforge-filter-test").unwrap();
+        let (_, all) = cases::build(dir.path()).unwrap();
+        let pick = |f: &str| all.iter().filter(|c| selected(c, &Some(f.to_string()))).map(|c| c.id.clone()).collect::<Vec<_>>();
+        assert!(pick("!pip").len() + 2 <= all.len(), "pip cases excluded");
+        assert!(!pick("!pip").iter().any(|id| id.starts_with("53")));
+        assert_eq!(pick("22"), vec!["22".to_string()]);
+        assert!(pick("trust-,!trust-empty").iter().all(|id| id.starts_with("trust-") && id != "trust-empty"));
+    }
 
     #[test]
     fn parses_probe_json_lines() {
