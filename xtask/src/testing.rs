@@ -204,11 +204,15 @@ pub fn stdlib_tests(a: &Artifact, exe: &Path) -> Result<(bool, String)> {
     // 2.7's regrtest has no package __main__ and no --ignore.
     cmd.args(["-m", if a.python2 { "test.regrtest" } else { "test" }, "test_ssl", "test_hashlib", "test_httplib", "test_urllib2_localnet"]);
     if !a.python2 {
+        // The header names the platform: proves which interpreter really ran.
+        cmd.arg("--header");
         for s in &skips {
             cmd.args(["--ignore", s]);
         }
     }
-    let log = crate::util::Cache::from_env()?.log_path(&format!("stdlib-tests-{}", a.version))?;
+    // One log per artifact (version, OpenSSL choice, target).
+    let stem = a.archive.file_name().unwrap().to_string_lossy().trim_end_matches("-install_only.tar.gz").to_string();
+    let log = crate::util::Cache::from_env()?.log_path(&format!("stdlib-tests-{stem}"))?;
     let out = cmd.output()?;
     std::fs::write(&log, [out.stdout.as_slice(), out.stderr.as_slice()].concat())?;
     let text = String::from_utf8_lossy(&out.stdout);
