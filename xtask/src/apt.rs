@@ -41,7 +41,11 @@ pub fn system_archives() -> Result<Vec<Archive>> {
     }
     let mut out: Vec<Archive> = Vec::new();
     for (name, text) in texts {
-        let found = if name.ends_with(".sources") { parse_deb822(&text) } else { parse_one_line(&text) };
+        let found = if name.ends_with(".sources") {
+            parse_deb822(&text)
+        } else {
+            parse_one_line(&text)
+        };
         for a in found {
             if !out.contains(&a) {
                 out.push(a);
@@ -66,17 +70,26 @@ pub fn parse_deb822(text: &str) -> Vec<Archive> {
                 (k.trim().eq_ignore_ascii_case(name)).then(|| v.trim().to_string())
             })
         };
-        let (Some(types), Some(uris), Some(suites)) = (field("Types"), field("URIs"), field("Suites")) else {
+        let (Some(types), Some(uris), Some(suites)) =
+            (field("Types"), field("URIs"), field("Suites"))
+        else {
             continue;
         };
-        if field("Enabled").is_some_and(|e| e == "no") || !types.split_whitespace().any(|t| t == "deb" || t == "deb-src") {
+        if field("Enabled").is_some_and(|e| e == "no")
+            || !types
+                .split_whitespace()
+                .any(|t| t == "deb" || t == "deb-src")
+        {
             continue;
         }
         let signed_by = field("Signed-By");
         let suites: Vec<&str> = suites.split_whitespace().collect();
         if is_debian_proper(&suites, signed_by.as_deref()) {
             for uri in uris.split_whitespace() {
-                out.push(Archive { uri: uri.trim_end_matches('/').to_string(), signed_by: signed_by.clone() });
+                out.push(Archive {
+                    uri: uri.trim_end_matches('/').to_string(),
+                    signed_by: signed_by.clone(),
+                });
             }
         }
     }
@@ -95,14 +108,20 @@ pub fn parse_one_line(text: &str) -> Vec<Archive> {
             // Options block: [arch=amd64 signed-by=/path]
             let end = words.iter().position(|w| w.ends_with(']')).unwrap_or(1);
             for opt in &words[1..=end] {
-                if let Some(v) = opt.trim_matches(|c| c == '[' || c == ']').strip_prefix("signed-by=") {
+                if let Some(v) = opt
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .strip_prefix("signed-by=")
+                {
                     signed_by = Some(v.to_string());
                 }
             }
             words.drain(1..=end);
         }
         if words.len() >= 3 && is_debian_proper(&[words[2]], signed_by.as_deref()) {
-            out.push(Archive { uri: words[1].trim_end_matches('/').to_string(), signed_by });
+            out.push(Archive {
+                uri: words[1].trim_end_matches('/').to_string(),
+                signed_by,
+            });
         }
     }
     out
@@ -124,13 +143,21 @@ pub fn fetch_orig(cache: &Cache, deb: &DebianSource) -> Result<PathBuf> {
     let sources_file = state.join("sources.list");
     let mut sources = String::new();
     for a in &archives {
-        let opt = a.signed_by.as_ref().map(|k| format!("[signed-by={k}] ")).unwrap_or_default();
+        let opt = a
+            .signed_by
+            .as_ref()
+            .map(|k| format!("[signed-by={k}] "))
+            .unwrap_or_default();
         sources.push_str(&format!("deb-src {opt}{} {} main\n", a.uri, deb.suite));
     }
     fs::write(&sources_file, &sources)?;
     let apt = |args: &[&str], cwd: &Path| -> Result<()> {
         let out = Command::new("apt-get")
-            .args(["-q", "-o", &format!("Dir::Etc::SourceList={}", sources_file.display())])
+            .args([
+                "-q",
+                "-o",
+                &format!("Dir::Etc::SourceList={}", sources_file.display()),
+            ])
             .args(["-o", "Dir::Etc::SourceParts=/dev/null"])
             .args(["-o", &format!("Dir::State::Lists={}", lists.display())])
             .args(["-o", "APT::Sandbox::User=root"])
@@ -139,22 +166,33 @@ pub fn fetch_orig(cache: &Cache, deb: &DebianSource) -> Result<PathBuf> {
             .output()
             .context("running apt-get")?;
         if !out.status.success() {
-            bail!("apt-get {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "apt-get {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(())
     };
     // Source indexes change daily at most; refresh when older than that.
     let fresh = fs::read_dir(&lists)?.filter_map(|e| e.ok()).any(|e| {
         e.file_name().to_string_lossy().ends_with("_Sources")
-            && e.metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() < Duration::from_secs(86400))
+            && e.metadata().and_then(|m| m.modified()).is_ok_and(|t| {
+                SystemTime::now().duration_since(t).unwrap_or_default() < Duration::from_secs(86400)
+            })
     });
     if !fresh {
         apt(&["update"], &state)?;
     }
     let work = tempfile::tempdir_in(&state)?;
-    apt(&["source", "--download-only", &format!("{}={}", deb.package, deb.version)], work.path())?;
+    apt(
+        &[
+            "source",
+            "--download-only",
+            &format!("{}={}", deb.package, deb.version),
+        ],
+        work.path(),
+    )?;
     let got = work.path().join(&deb.file);
     if !got.is_file() {
         bail!("apt-get source did not produce {}", deb.file);
@@ -185,6 +223,10 @@ mod tests {
         let a = parse_one_line(text);
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].uri, "http://archive.example/debian");
-        assert!(a[0].signed_by.as_ref().unwrap().ends_with("debian-archive-keyring.gpg"));
+        assert!(a[0]
+            .signed_by
+            .as_ref()
+            .unwrap()
+            .ends_with("debian-archive-keyring.gpg"));
     }
 }

@@ -13,7 +13,9 @@ use crate::deps::Dep;
 use crate::openssl::Openssl;
 use crate::recipes::{CpythonRecipe, Toolchain};
 use crate::source::Tree;
-use crate::util::{commit_dir, copy_tree, is_complete, mark_complete, run_logged, Cache, KeyBuilder};
+use crate::util::{
+    commit_dir, copy_tree, is_complete, mark_complete, run_logged, Cache, KeyBuilder,
+};
 
 /// Bump when the way we configure or install changes, to invalidate builds.
 const BUILD_RECIPE_REVISION: &str = "2";
@@ -68,11 +70,20 @@ pub fn build(
         .add("toolchain", toml::to_string(tc)?)
         .add("prefix", &prefix)
         .finish();
-    let dir = cache.dir("cpython")?.join(format!("{}-{}-{}", recipe.version, tc.triple, key));
+    let dir = cache
+        .dir("cpython")?
+        .join(format!("{}-{}-{}", recipe.version, tc.triple, key));
     let root = dir.join("install").join(prefix.trim_start_matches('/'));
     if is_complete(&dir) {
         let omitted = serde_json::from_slice(&fs::read(dir.join(OMITTED_FILE))?)?;
-        return Ok(Built { prefix, root, key, cache_hit: true, steps: vec![], omitted });
+        return Ok(Built {
+            prefix,
+            root,
+            key,
+            cache_hit: true,
+            steps: vec![],
+            omitted,
+        });
     }
     let work = tempfile::tempdir_in(cache.dir("cpython")?)?;
     let src = work.path().join("build");
@@ -90,12 +101,18 @@ pub fn build(
         .env("CC", &tc.cc)
         .env("CFLAGS", tc.cflags.join(" "))
         .env("CPPFLAGS", format!("-I{}/include", zlib.prefix.display()))
-        .env("LDFLAGS", format!("{} -L{}/lib", tc.ldflags.join(" "), zlib.prefix.display()));
+        .env(
+            "LDFLAGS",
+            format!("{} -L{}/lib", tc.ldflags.join(" "), zlib.prefix.display()),
+        );
     if let Some(host) = &tc.configure_host {
         let build_python = build_python.context("a cross build needs a native build-Python")?;
         configure
             .arg(format!("--host={host}"))
-            .arg(format!("--build={}", gnu_triple(&crate::recipes::host_triple())))
+            .arg(format!(
+                "--build={}",
+                gnu_triple(&crate::recipes::host_triple())
+            ))
             .arg(format!("--with-build-python={}", build_python.display()))
             .args(&tc.config_site)
             // The build machine's .pc files describe its own architecture.
@@ -110,12 +127,23 @@ pub fn build(
             .arg("--with-openssl-rpath=no");
     }
     let mut steps = Vec::new();
-    steps.push(("configure".to_string(), run_logged(configure, &format!("configuring CPython {}", recipe.version), &log)?));
+    steps.push((
+        "configure".to_string(),
+        run_logged(
+            configure,
+            &format!("configuring CPython {}", recipe.version),
+            &log,
+        )?,
+    ));
 
     let mut make = Command::new("make");
     make.current_dir(&src).arg(format!("-j{jobs}"));
-    steps.push(("make".to_string(), run_logged(make, &format!("compiling CPython {}", recipe.version), &log)?));
-    check_builtin(&src, &["_ssl", "_hashlib", "zlib"]).with_context(|| format!("see {}", log.display()))?;
+    steps.push((
+        "make".to_string(),
+        run_logged(make, &format!("compiling CPython {}", recipe.version), &log)?,
+    ));
+    check_builtin(&src, &["_ssl", "_hashlib", "zlib"])
+        .with_context(|| format!("see {}", log.display()))?;
 
     let mut install = Command::new("make");
     install
@@ -123,16 +151,33 @@ pub fn build(
         .arg(format!("-j{jobs}"))
         .arg("install")
         .arg(format!("DESTDIR={}", staged.join("install").display()));
-    steps.push(("make install".to_string(), run_logged(install, &format!("installing CPython {}", recipe.version), &log)?));
+    steps.push((
+        "make install".to_string(),
+        run_logged(
+            install,
+            &format!("installing CPython {}", recipe.version),
+            &log,
+        )?,
+    ));
     let staged_root = staged.join("install").join(prefix.trim_start_matches('/'));
     if !staged_root.join("bin").is_dir() {
         bail!("make install left no {}/bin", staged_root.display());
     }
     let omitted = crate::validate::prune_system_linked(&staged_root, tc)?;
-    fs::write(staged.join(OMITTED_FILE), serde_json::to_vec_pretty(&omitted)?)?;
+    fs::write(
+        staged.join(OMITTED_FILE),
+        serde_json::to_vec_pretty(&omitted)?,
+    )?;
     mark_complete(&staged)?;
     commit_dir(&staged, &dir)?;
-    Ok(Built { prefix, root, key, cache_hit: false, steps, omitted })
+    Ok(Built {
+        prefix,
+        root,
+        key,
+        cache_hit: false,
+        steps,
+        omitted,
+    })
 }
 
 /// x86_64-unknown-linux-gnu → x86_64-pc-linux-gnu (autoconf's spelling).
@@ -143,7 +188,8 @@ fn gnu_triple(rust_triple: &str) -> String {
 /// makesetup writes the built-in modules into Modules/config.c; if one of
 /// ours is missing there, the interpreter would silently lack it.
 fn check_builtin(src: &Path, modules: &[&str]) -> Result<()> {
-    let config = fs::read_to_string(src.join("Modules/config.c")).context("reading Modules/config.c")?;
+    let config =
+        fs::read_to_string(src.join("Modules/config.c")).context("reading Modules/config.c")?;
     for m in modules {
         if !config.contains(&format!("\"{m}\"")) {
             bail!("module {m} is not compiled into the interpreter (Modules/config.c lacks it)");

@@ -19,7 +19,9 @@ fn debian_arch(tc: &Toolchain) -> Option<&'static str> {
 }
 
 pub fn available(tc: &Toolchain) -> bool {
-    tc.os == "linux" && debian_arch(tc).is_some() && Command::new("dpkg-deb").arg("--version").output().is_ok()
+    tc.os == "linux"
+        && debian_arch(tc).is_some()
+        && Command::new("dpkg-deb").arg("--version").output().is_ok()
 }
 
 /// Package name per minor version, so 2.7 and 3.13 install side by side.
@@ -30,7 +32,15 @@ pub fn package_name(version: &str) -> String {
 
 /// `label` is the archive's local version label ("tlsforge", or
 /// "tlsforge.openssl35"), so builds against different OpenSSLs don't collide.
-pub fn build(root: &Path, prefix: &str, version: &str, label: &str, tc: &Toolchain, max_glibc: Option<&str>, dest: &Path) -> Result<PathBuf> {
+pub fn build(
+    root: &Path,
+    prefix: &str,
+    version: &str,
+    label: &str,
+    tc: &Toolchain,
+    max_glibc: Option<&str>,
+    dest: &Path,
+) -> Result<PathBuf> {
     let arch = debian_arch(tc).context("no Debian architecture for this target")?;
     let work = tempfile::tempdir()?;
     let stage = work.path().join("stage");
@@ -39,7 +49,9 @@ pub fn build(root: &Path, prefix: &str, version: &str, label: &str, tc: &Toolcha
     copy_tree(root, &target)?;
     let _ = fs::remove_file(target.join(crate::util::COMPLETE_MARKER));
     fs::create_dir_all(stage.join("DEBIAN"))?;
-    let depends = max_glibc.map(|g| format!("Depends: libc6 (>= {g})\n")).unwrap_or_default();
+    let depends = max_glibc
+        .map(|g| format!("Depends: libc6 (>= {g})\n"))
+        .unwrap_or_default();
     let control = format!(
         "Package: {}\nVersion: {version}-1+{label}\nArchitecture: {arch}\nMaintainer: tlsforge <tlsforge@localhost>\n{depends}\
          Section: interpreters\nPriority: optional\nDescription: CPython {version} with OpenSSL linked in statically (tlsforge)\n \
@@ -47,13 +59,22 @@ pub fn build(root: &Path, prefix: &str, version: &str, label: &str, tc: &Toolcha
         package_name(version)
     );
     fs::write(stage.join("DEBIAN/control"), control)?;
-    let deb = dest.join(format!("{}_{version}-1+{label}_{arch}.deb", package_name(version)));
-    let tmp_deb = dest.join(format!(".{}.tmp", deb.file_name().unwrap().to_string_lossy()));
+    let deb = dest.join(format!(
+        "{}_{version}-1+{label}_{arch}.deb",
+        package_name(version)
+    ));
+    let tmp_deb = dest.join(format!(
+        ".{}.tmp",
+        deb.file_name().unwrap().to_string_lossy()
+    ));
     let out = Command::new("dpkg-deb")
         .args(["--root-owner-group", "-Zgzip", "-z6", "--build"])
         .arg(&stage)
         .arg(&tmp_deb)
-        .env("SOURCE_DATE_EPOCH", crate::package::source_date_epoch().to_string())
+        .env(
+            "SOURCE_DATE_EPOCH",
+            crate::package::source_date_epoch().to_string(),
+        )
         .output()
         .context("running dpkg-deb")?;
     if !out.status.success() {

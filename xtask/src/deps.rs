@@ -7,7 +7,9 @@ use std::process::Command;
 
 use crate::recipes::{DepRecipe, Toolchain};
 use crate::source;
-use crate::util::{commit_dir, copy_tree, is_complete, mark_complete, run_logged, Cache, KeyBuilder};
+use crate::util::{
+    commit_dir, copy_tree, is_complete, mark_complete, run_logged, Cache, KeyBuilder,
+};
 
 pub struct Dep {
     pub version: String,
@@ -18,7 +20,13 @@ pub struct Dep {
     pub cache_hit: bool,
 }
 
-pub fn build(cache: &Cache, recipe: &DepRecipe, tc: &Toolchain, mirrors: &[String], jobs: usize) -> Result<Dep> {
+pub fn build(
+    cache: &Cache,
+    recipe: &DepRecipe,
+    tc: &Toolchain,
+    mirrors: &[String],
+    jobs: usize,
+) -> Result<Dep> {
     let tree = source::prepare(cache, &recipe.source, &[], mirrors, &recipe.name)?;
     let key = KeyBuilder::new("dep")
         .add("tree", &tree.key)
@@ -27,7 +35,10 @@ pub fn build(cache: &Cache, recipe: &DepRecipe, tc: &Toolchain, mirrors: &[Strin
         .add("cflags", tc.cflags.join(" "))
         .add("configure", recipe.configure.join(" "))
         .finish();
-    let dir = cache.dir("deps")?.join(format!("{}-{}-{}-{key}", recipe.name, recipe.version, tc.triple));
+    let dir = cache.dir("deps")?.join(format!(
+        "{}-{}-{}-{key}",
+        recipe.name, recipe.version, tc.triple
+    ));
     let done = |cache_hit| Dep {
         version: recipe.version.clone(),
         prefix: dir.join("install"),
@@ -48,7 +59,10 @@ pub fn build(cache: &Cache, recipe: &DepRecipe, tc: &Toolchain, mirrors: &[Strin
     let _ = std::fs::remove_file(&log);
     let step = |args: &[String], what: &str| -> Result<()> {
         let mut cmd = Command::new(&args[0]);
-        cmd.args(&args[1..]).current_dir(&build_dir).env("CC", &tc.cc).env("CFLAGS", tc.cflags.join(" "));
+        cmd.args(&args[1..])
+            .current_dir(&build_dir)
+            .env("CC", &tc.cc)
+            .env("CFLAGS", tc.cflags.join(" "));
         if let Some(host) = &tc.configure_host {
             // zlib's configure derives ar/ranlib from CHOST.
             cmd.env("CHOST", host);
@@ -56,7 +70,10 @@ pub fn build(cache: &Cache, recipe: &DepRecipe, tc: &Toolchain, mirrors: &[Strin
         run_logged(cmd, what, &log)?;
         Ok(())
     };
-    let mut configure = vec!["./configure".to_string(), format!("--prefix={}", prefix.display())];
+    let mut configure = vec![
+        "./configure".to_string(),
+        format!("--prefix={}", prefix.display()),
+    ];
     configure.extend(recipe.configure.iter().cloned());
     step(&configure, &format!("configuring {}", recipe.name))?;
     let mut make = vec!["make".to_string(), format!("-j{jobs}")];

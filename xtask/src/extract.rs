@@ -13,7 +13,11 @@ use std::path::{Component, Path, PathBuf};
 
 pub fn open_archive(path: &Path) -> Result<tar::Archive<Box<dyn Read>>> {
     let file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
+    let name = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
     let reader: Box<dyn Read> = if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
         Box::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file)))
     } else if name.ends_with(".tar.xz") {
@@ -65,7 +69,8 @@ pub fn extract(archive_path: &Path, dest: &Path) -> Result<()> {
     for entry in archive.entries()? {
         let mut entry = entry?;
         let raw = entry.path()?.into_owned();
-        let refuse = |why: String| anyhow::anyhow!("{name}: refusing entry '{}': {why}", raw.display());
+        let refuse =
+            |why: String| anyhow::anyhow!("{name}: refusing entry '{}': {why}", raw.display());
         let Some(rel) = inner_path(&raw).map_err(|e| refuse(e.to_string()))? else {
             continue;
         };
@@ -74,18 +79,29 @@ pub fn extract(archive_path: &Path, dest: &Path) -> Result<()> {
         match kind {
             Regular | Directory | Continuous | GNULongName | XGlobalHeader | XHeader => {}
             Symlink => {
-                let target = entry.link_name()?.ok_or_else(|| refuse("symlink without target".into()))?;
+                let target = entry
+                    .link_name()?
+                    .ok_or_else(|| refuse("symlink without target".into()))?;
                 if target.is_absolute() {
-                    return Err(refuse(format!("symlink to absolute path {}", target.display())));
+                    return Err(refuse(format!(
+                        "symlink to absolute path {}",
+                        target.display()
+                    )));
                 }
                 let joined = rel.parent().unwrap_or(Path::new("")).join(&target);
                 if normalise(&joined).is_none() {
-                    return Err(refuse(format!("symlink {} points outside the tree", target.display())));
+                    return Err(refuse(format!(
+                        "symlink {} points outside the tree",
+                        target.display()
+                    )));
                 }
             }
             Link => {
-                let target = entry.link_name()?.ok_or_else(|| refuse("hard link without target".into()))?;
-                let target_rel = inner_path(&target).map_err(|e| refuse(format!("hard link target: {e}")))?;
+                let target = entry
+                    .link_name()?
+                    .ok_or_else(|| refuse("hard link without target".into()))?;
+                let target_rel =
+                    inner_path(&target).map_err(|e| refuse(format!("hard link target: {e}")))?;
                 if target_rel.is_none() {
                     return Err(refuse("hard link to the archive root".into()));
                 }
@@ -100,7 +116,10 @@ pub fn extract(archive_path: &Path, dest: &Path) -> Result<()> {
         let mut walk = dest.to_path_buf();
         for c in rel.parent().unwrap_or(Path::new("")).components() {
             walk.push(c);
-            if walk.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+            if walk
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+            {
                 return Err(refuse(format!("parent {} is a symlink", walk.display())));
             }
         }
@@ -113,7 +132,9 @@ pub fn extract(archive_path: &Path, dest: &Path) -> Result<()> {
             fs::hard_link(&target, &out).with_context(|| format!("linking {}", out.display()))?;
             continue;
         }
-        entry.unpack(&out).with_context(|| format!("{name}: unpacking '{}'", raw.display()))?;
+        entry
+            .unpack(&out)
+            .with_context(|| format!("{name}: unpacking '{}'", raw.display()))?;
     }
     Ok(())
 }
@@ -125,7 +146,10 @@ pub mod tests {
     /// Builds a .tar.gz from (path, kind, data-or-link-target) triples.
     pub fn make_tgz(dir: &Path, entries: &[(&str, char, &str)]) -> PathBuf {
         let path = dir.join("test.tar.gz");
-        let gz = flate2::write::GzEncoder::new(fs::File::create(&path).unwrap(), flate2::Compression::fast());
+        let gz = flate2::write::GzEncoder::new(
+            fs::File::create(&path).unwrap(),
+            flate2::Compression::fast(),
+        );
         let mut b = tar::Builder::new(gz);
         for (p, kind, data) in entries {
             let mut h = tar::Header::new_gnu();
@@ -148,7 +172,11 @@ pub mod tests {
                     b.append(&h, &[][..]).unwrap();
                 }
                 'l' | 'h' => {
-                    h.set_entry_type(if *kind == 'l' { tar::EntryType::Symlink } else { tar::EntryType::Link });
+                    h.set_entry_type(if *kind == 'l' {
+                        tar::EntryType::Symlink
+                    } else {
+                        tar::EntryType::Link
+                    });
                     h.set_size(0);
                     let t = data.as_bytes();
                     h.as_old_mut().linkname[..t.len()].copy_from_slice(t);
@@ -211,7 +239,8 @@ pub mod tests {
     #[test]
     fn write_through_an_inner_symlink_is_refused() {
         // Even a link that stays inside must not become a path for later writes.
-        let (_dir, r) = try_extract(&[("P/sub", 'd', ""), ("P/l", 'l', "sub"), ("P/l/f", 'f', "x")]);
+        let (_dir, r) =
+            try_extract(&[("P/sub", 'd', ""), ("P/l", 'l', "sub"), ("P/l/f", 'f', "x")]);
         assert!(r.unwrap_err().to_string().contains("is a symlink"));
     }
 

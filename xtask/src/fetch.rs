@@ -38,7 +38,10 @@ pub fn fetch(cache: &Cache, src: &Source, mirrors: &[String]) -> Result<Fetched>
     if dest.exists() {
         let actual = sha256_file(&dest)?;
         if actual == src.sha256 {
-            return Ok(Fetched { path: dest, origin: Origin::Cache });
+            return Ok(Fetched {
+                path: dest,
+                origin: Origin::Cache,
+            });
         }
         eprintln!(
             "  warning: cached {} is corrupt (sha256 {actual}, pinned {}); removing it and fetching again",
@@ -49,16 +52,27 @@ pub fn fetch(cache: &Cache, src: &Source, mirrors: &[String]) -> Result<Fetched>
     fs::create_dir_all(dest.parent().unwrap())?;
 
     let mut failures = Vec::new();
-    let mut urls: Vec<String> = mirrors.iter().map(|m| format!("{}/{}", m.trim_end_matches('/'), src.file)).collect();
+    let mut urls: Vec<String> = mirrors
+        .iter()
+        .map(|m| format!("{}/{}", m.trim_end_matches('/'), src.file))
+        .collect();
     urls.extend(src.urls.iter().cloned());
     for url in &urls {
         match download_verified(url, src, &dest) {
-            Ok(()) => return Ok(Fetched { path: dest, origin: Origin::Provider(url.clone()) }),
+            Ok(()) => {
+                return Ok(Fetched {
+                    path: dest,
+                    origin: Origin::Provider(url.clone()),
+                })
+            }
             Err(e) => failures.push(format!("{url}: {e:#}")),
         }
     }
     if let Some(deb) = &src.debian {
-        let what = format!("Debian archive ({} {} in {})", deb.package, deb.version, deb.suite);
+        let what = format!(
+            "Debian archive ({} {} in {})",
+            deb.package, deb.version, deb.suite
+        );
         match apt::fetch_orig(cache, deb).and_then(|got| {
             let tmp = tempfile::NamedTempFile::new_in(dest.parent().unwrap())?;
             fs::copy(&got, tmp.path())?;
@@ -66,7 +80,12 @@ pub fn fetch(cache: &Cache, src: &Source, mirrors: &[String]) -> Result<Fetched>
             tmp.persist(&dest)?;
             Ok(())
         }) {
-            Ok(()) => return Ok(Fetched { path: dest, origin: Origin::Provider(what) }),
+            Ok(()) => {
+                return Ok(Fetched {
+                    path: dest,
+                    origin: Origin::Provider(what),
+                })
+            }
             Err(e) => failures.push(format!("{what}: {e:#}")),
         }
     }
@@ -74,7 +93,11 @@ pub fn fetch(cache: &Cache, src: &Source, mirrors: &[String]) -> Result<Fetched>
         "could not fetch {} (sha256 {}); every provider failed:\n  - {}",
         src.file,
         src.sha256,
-        if failures.is_empty() { "no provider is configured".to_string() } else { failures.join("\n  - ") }
+        if failures.is_empty() {
+            "no provider is configured".to_string()
+        } else {
+            failures.join("\n  - ")
+        }
     )
 }
 
@@ -93,7 +116,11 @@ pub fn verify(path: &Path, src: &Source) -> Result<()> {
         );
     }
     if size != src.size {
-        bail!("size mismatch for {}: expected {} bytes, got {size}", src.file, src.size);
+        bail!(
+            "size mismatch for {}: expected {} bytes, got {size}",
+            src.file,
+            src.size
+        );
     }
     Ok(())
 }
@@ -131,10 +158,15 @@ fn download_verified(url: &str, src: &Source, dest: &Path) -> Result<()> {
     }
     let actual = hex::encode(hasher.finalize());
     if actual != src.sha256 {
-        bail!("sha256 mismatch for {}: expected {}, got {actual}", src.file, src.sha256);
+        bail!(
+            "sha256 mismatch for {}: expected {}, got {actual}",
+            src.file,
+            src.sha256
+        );
     }
     tmp.as_file().sync_all()?;
-    tmp.persist(dest).context("moving the download into the cache")?;
+    tmp.persist(dest)
+        .context("moving the download into the cache")?;
     Ok(())
 }
 
@@ -154,7 +186,9 @@ mod tests {
 
     fn temp_cache() -> (tempfile::TempDir, Cache) {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache { root: dir.path().to_path_buf() };
+        let cache = Cache {
+            root: dir.path().to_path_buf(),
+        };
         (dir, cache)
     }
 
@@ -200,7 +234,11 @@ mod tests {
         assert!(err.contains(&actual), "{err}");
         let dir = cache_path(&cache, &src).unwrap();
         assert!(!dir.exists());
-        assert_eq!(fs::read_dir(dir.parent().unwrap()).unwrap().count(), 0, "no partial file left");
+        assert_eq!(
+            fs::read_dir(dir.parent().unwrap()).unwrap().count(),
+            0,
+            "no partial file left"
+        );
     }
 
     #[test]
@@ -208,7 +246,12 @@ mod tests {
         let (_d, cache) = temp_cache();
         let mut src = source_for(b"abc", "w.tar.gz");
         src.urls = vec!["http://127.0.0.1:9/nothing-listens-here/w.tar.gz".into()];
-        let err = format!("{:#}", fetch(&cache, &src, &["http://127.0.0.1:9/mirror".into()]).err().unwrap());
+        let err = format!(
+            "{:#}",
+            fetch(&cache, &src, &["http://127.0.0.1:9/mirror".into()])
+                .err()
+                .unwrap()
+        );
         assert!(err.contains("127.0.0.1:9/mirror/w.tar.gz"), "{err}");
         assert!(err.contains("nothing-listens-here"), "{err}");
     }
@@ -223,7 +266,10 @@ mod tests {
                 let mut s = stream.unwrap();
                 let mut req = [0u8; 2048];
                 let _ = s.read(&mut req);
-                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
                 let _ = s.write_all(head.as_bytes());
                 let _ = s.write_all(&body);
             }

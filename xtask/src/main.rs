@@ -27,7 +27,10 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Build CPython with OpenSSL linked in statically and modern TLS, then prove it")]
+#[command(
+    name = "cargo xtask",
+    about = "Build CPython with OpenSSL linked in statically and modern TLS, then prove it"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -91,7 +94,12 @@ enum Cmd {
     },
     /// Internal: runs openssl-src in a child process with its output logged.
     #[command(name = "__openssl-build", hide = true)]
-    OpensslBuild { choice: String, target: String, openssldir: String, out: PathBuf },
+    OpensslBuild {
+        choice: String,
+        target: String,
+        openssldir: String,
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -118,8 +126,15 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Conform(sel) => testing::conform(&sel.options(false)),
         Cmd::StdlibTests(sel) => testing::stdlib(&sel.options(false)),
         Cmd::List => list(),
-        Cmd::Patches { action: PatchAction::Check } => pipeline::check_patches(),
-        Cmd::OpensslBuild { choice, target, openssldir, out } => openssl::child_build(&choice, &target, &openssldir, &out),
+        Cmd::Patches {
+            action: PatchAction::Check,
+        } => pipeline::check_patches(),
+        Cmd::OpensslBuild {
+            choice,
+            target,
+            openssldir,
+            out,
+        } => openssl::child_build(&choice, &target, &openssldir, &out),
     }
 }
 
@@ -130,7 +145,12 @@ fn fetch_sources(sel: &Select) -> Result<()> {
         .into_iter()
         .map(|r| (format!("cpython {}", r.version), &r.source))
         .collect();
-    sources.extend(recipes.deps.iter().map(|d| (format!("{} {}", d.name, d.version), &d.source)));
+    sources.extend(
+        recipes
+            .deps
+            .iter()
+            .map(|d| (format!("{} {}", d.name, d.version), &d.source)),
+    );
     let mut failed = 0;
     for (name, src) in sources {
         let start = std::time::Instant::now();
@@ -161,22 +181,60 @@ fn list() -> Result<()> {
     println!("CPython versions (recipes/cpython/):");
     for c in &r.cpython {
         let patches = patch::read_series(&c.patch_dir())?.len();
-        let deb = c.source.debian.as_ref().map(|d| format!("Debian {} {} ({})", d.package, d.version, d.suite)).unwrap_or_default();
-        let default = if pipeline::DEFAULT_PYTHONS.contains(&c.series.as_str()) { " [default]" } else { "" };
-        println!("  {:<8} {:>2} patches  {}  sources: {} | {}{default}", c.version, patches, &c.source.sha256[..12], c.source.urls.join(" "), deb);
+        let deb = c
+            .source
+            .debian
+            .as_ref()
+            .map(|d| format!("Debian {} {} ({})", d.package, d.version, d.suite))
+            .unwrap_or_default();
+        let default = if pipeline::DEFAULT_PYTHONS.contains(&c.series.as_str()) {
+            " [default]"
+        } else {
+            ""
+        };
+        println!(
+            "  {:<8} {:>2} patches  {}  sources: {} | {}{default}",
+            c.version,
+            patches,
+            &c.source.sha256[..12],
+            c.source.urls.join(" "),
+            deb
+        );
     }
     println!("OpenSSL (recipes/openssl.toml):");
     for o in &r.openssl {
-        let d = if o.choice == r.openssl_default { " [default]" } else { "" };
-        println!("  --openssl {:<4} OpenSSL {:<6} from crate {}{d}", o.choice, o.version, o.crate_name);
+        let d = if o.choice == r.openssl_default {
+            " [default]"
+        } else {
+            ""
+        };
+        println!(
+            "  --openssl {:<4} OpenSSL {:<6} from crate {}{d}",
+            o.choice, o.version, o.crate_name
+        );
     }
     println!("Targets (toolchains/):");
     for t in &r.toolchains {
         let host = if t.runs_here() { " [host]" } else { "" };
-        println!("  {:<28} {:<12} aliases: {}{host}{}", t.triple, t.status, t.aliases.join(", "),
-            t.reason.as_ref().map(|r| format!("  ({r})")).unwrap_or_default());
+        println!(
+            "  {:<28} {:<12} aliases: {}{host}{}",
+            t.triple,
+            t.status,
+            t.aliases.join(", "),
+            t.reason
+                .as_ref()
+                .map(|r| format!("  ({r})"))
+                .unwrap_or_default()
+        );
     }
-    println!("Mirrors: {}", if r.mirrors.is_empty() { "none (add to recipes/mirrors.toml or TLSFORGE_MIRRORS)".to_string() } else { r.mirrors.join(" ") });
+    println!(
+        "Mirrors: {}",
+        if r.mirrors.is_empty() {
+            "none (add to recipes/mirrors.toml or TLSFORGE_MIRRORS)".to_string()
+        } else {
+            r.mirrors.join(" ")
+        }
+    );
     println!("Cache: {}", util::Cache::from_env()?.root.display());
     Ok(())
 }

@@ -36,7 +36,12 @@ pub fn cflags(tc: &Toolchain) -> String {
     tc.cflags.join(" ")
 }
 
-pub fn build(cache: &Cache, recipe: &OpensslRecipe, tc: &Toolchain, jobs: usize) -> Result<Openssl> {
+pub fn build(
+    cache: &Cache,
+    recipe: &OpensslRecipe,
+    tc: &Toolchain,
+    jobs: usize,
+) -> Result<Openssl> {
     let crate_version = crate_openssl_version(&recipe.choice)?;
     // openssl-src reports "<crate version>+<OpenSSL version>".
     if !crate_version.ends_with(&format!("+{}", recipe.version)) {
@@ -54,10 +59,17 @@ pub fn build(cache: &Cache, recipe: &OpensslRecipe, tc: &Toolchain, jobs: usize)
         .add("cc", &tc.cc)
         .add("cflags", cflags(tc))
         .finish();
-    let dir = cache.dir("openssl")?.join(format!("{}-{}-{key}", recipe.version, tc.triple));
+    let dir = cache
+        .dir("openssl")?
+        .join(format!("{}-{}-{key}", recipe.version, tc.triple));
     let prefix = dir.join("install");
     if is_complete(&dir) {
-        return Ok(Openssl { prefix, key, recipe: recipe.clone(), cache_hit: true });
+        return Ok(Openssl {
+            prefix,
+            key,
+            recipe: recipe.clone(),
+            cache_hit: true,
+        });
     }
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
@@ -65,19 +77,37 @@ pub fn build(cache: &Cache, recipe: &OpensslRecipe, tc: &Toolchain, jobs: usize)
     let log = cache.log_path(&format!("openssl-{}-{}", recipe.version, tc.triple))?;
     let _ = std::fs::remove_file(&log);
     let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args(["__openssl-build", &recipe.choice, &tc.triple, &tc.openssldir])
-        .arg(&dir)
-        .env("CARGO_MAKEFLAGS", format!("-j{jobs}"))
-        .env("CFLAGS", cflags(tc))
-        .env("CC", &tc.cc);
-    run_logged(cmd, &format!("building OpenSSL {} for {}", recipe.version, tc.triple), &log)?;
+    cmd.args([
+        "__openssl-build",
+        &recipe.choice,
+        &tc.triple,
+        &tc.openssldir,
+    ])
+    .arg(&dir)
+    .env("CARGO_MAKEFLAGS", format!("-j{jobs}"))
+    .env("CFLAGS", cflags(tc))
+    .env("CC", &tc.cc);
+    run_logged(
+        cmd,
+        &format!("building OpenSSL {} for {}", recipe.version, tc.triple),
+        &log,
+    )?;
     for lib in ["libssl.a", "libcrypto.a"] {
         if !prefix.join("lib").join(lib).is_file() {
-            bail!("OpenSSL build finished but {} is missing; see {}", lib, log.display());
+            bail!(
+                "OpenSSL build finished but {} is missing; see {}",
+                lib,
+                log.display()
+            );
         }
     }
     mark_complete(&dir)?;
-    Ok(Openssl { prefix, key, recipe: recipe.clone(), cache_hit: false })
+    Ok(Openssl {
+        prefix,
+        key,
+        recipe: recipe.clone(),
+        cache_hit: false,
+    })
 }
 
 /// The child side: runs openssl-src and exits non-zero on failure.
@@ -100,7 +130,9 @@ pub fn child_build(choice: &str, target: &str, openssldir: &str, out: &Path) -> 
         "3.5" => build_with!(openssl_src_300),
         other => bail!("unknown OpenSSL choice {other}"),
     };
-    let lib_dir = result.map_err(|e| anyhow::anyhow!(e)).context("openssl-src build")?;
+    let lib_dir = result
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("openssl-src build")?;
     println!("OpenSSL libraries in {}", lib_dir.display());
     Ok(())
 }

@@ -14,7 +14,10 @@ use crate::util::sha256_file;
 /// `SOURCE_DATE_EPOCH` if set, else a fixed date, so archives don't carry
 /// the time of the build.
 pub fn source_date_epoch() -> u64 {
-    std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse().ok()).unwrap_or(1_700_000_000)
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_700_000_000)
 }
 
 /// The local version label: "tlsforge", or "tlsforge.openssl35" for a
@@ -27,8 +30,16 @@ pub fn local_label(openssl_choice: &str, default_choice: &str) -> String {
     }
 }
 
-pub fn archive_name(version: &str, openssl_choice: &str, default_choice: &str, triple: &str) -> String {
-    format!("cpython-{version}+{}-{triple}-install_only.tar.gz", local_label(openssl_choice, default_choice))
+pub fn archive_name(
+    version: &str,
+    openssl_choice: &str,
+    default_choice: &str,
+    triple: &str,
+) -> String {
+    format!(
+        "cpython-{version}+{}-{triple}-install_only.tar.gz",
+        local_label(openssl_choice, default_choice)
+    )
 }
 
 /// Every path under `root`, relative, sorted, directories before contents.
@@ -59,7 +70,9 @@ pub fn write_archive(root: &Path, manifest: &Value, dest: &Path) -> Result<()> {
     let parent = dest.parent().unwrap();
     fs::create_dir_all(parent)?;
     let tmp = tempfile::NamedTempFile::new_in(parent)?;
-    let gz = flate2::GzBuilder::new().mtime(0).write(tmp.as_file(), flate2::Compression::default());
+    let gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(tmp.as_file(), flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
     tar.mode(tar::HeaderMode::Deterministic);
     tar.follow_symlinks(false);
@@ -72,7 +85,10 @@ pub fn write_archive(root: &Path, manifest: &Value, dest: &Path) -> Result<()> {
         h
     };
     for rel in walk_sorted(root)? {
-        if rel.file_name().is_some_and(|n| n == crate::util::COMPLETE_MARKER) {
+        if rel
+            .file_name()
+            .is_some_and(|n| n == crate::util::COMPLETE_MARKER)
+        {
             continue;
         }
         let full = root.join(&rel);
@@ -104,8 +120,10 @@ pub fn write_archive(root: &Path, manifest: &Value, dest: &Path) -> Result<()> {
 /// temporary file is created 0600).
 fn publish(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644))?;
-    tmp.persist(dest).with_context(|| format!("writing {}", dest.display()))?;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(0o644))?;
+    tmp.persist(dest)
+        .with_context(|| format!("writing {}", dest.display()))?;
     Ok(())
 }
 
@@ -115,7 +133,10 @@ pub fn write_sha256sums(dist: &Path) -> Result<()> {
     for e in fs::read_dir(dist)? {
         let p = e?.path();
         let n = p.file_name().unwrap().to_string_lossy().to_string();
-        if n.ends_with(".tar.gz") || n.ends_with(".deb") || (n.starts_with("cpython-") && n.ends_with(".json")) {
+        if n.ends_with(".tar.gz")
+            || n.ends_with(".deb")
+            || (n.starts_with("cpython-") && n.ends_with(".json"))
+        {
             sums.insert(n, sha256_file(&p)?);
         }
     }
@@ -127,7 +148,13 @@ pub fn write_sha256sums(dist: &Path) -> Result<()> {
 }
 
 pub fn write_manifest_beside(dest_archive: &Path, manifest: &Value) -> Result<PathBuf> {
-    let path = PathBuf::from(format!("{}.json", dest_archive.display().to_string().trim_end_matches(".tar.gz")));
+    let path = PathBuf::from(format!(
+        "{}.json",
+        dest_archive
+            .display()
+            .to_string()
+            .trim_end_matches(".tar.gz")
+    ));
     write_json(&path, manifest)?;
     Ok(path)
 }
@@ -175,10 +202,27 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(1100));
         fs::write(root.join("bin/python3"), b"#!elf").unwrap(); // new mtime
         write_archive(&root, &m, &d.path().join("two.tar.gz")).unwrap();
-        assert_eq!(sha256_file(&d.path().join("one.tar.gz")).unwrap(), sha256_file(&d.path().join("two.tar.gz")).unwrap());
-        let mut a = tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(d.path().join("one.tar.gz")).unwrap()));
-        let names: Vec<String> = a.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
-        assert_eq!(names, ["python/bin", "python/bin/python", "python/bin/python3", "python/PYTHON.json"]);
+        assert_eq!(
+            sha256_file(&d.path().join("one.tar.gz")).unwrap(),
+            sha256_file(&d.path().join("two.tar.gz")).unwrap()
+        );
+        let mut a = tar::Archive::new(flate2::read::GzDecoder::new(
+            fs::File::open(d.path().join("one.tar.gz")).unwrap(),
+        ));
+        let names: Vec<String> = a
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "python/bin",
+                "python/bin/python",
+                "python/bin/python3",
+                "python/PYTHON.json"
+            ]
+        );
     }
 
     #[test]

@@ -25,7 +25,11 @@ pub fn read_series(dir: &Path) -> Result<Vec<PathBuf>> {
         }
         let p = dir.join(name);
         if !p.is_file() {
-            bail!("{}:{}: patch '{name}' does not exist", series.display(), n + 1);
+            bail!(
+                "{}:{}: patch '{name}' does not exist",
+                series.display(),
+                n + 1
+            );
         }
         out.push(p);
     }
@@ -55,7 +59,9 @@ pub fn apply(tree: &Path, patch: &Path) -> Result<()> {
 /// Turns git's "patch failed: FILE:LINE" into "hunk #N of FILE (@@ … @@)".
 fn explain_failure(patch: &Path, stderr: &str) -> String {
     let reasons: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    let failed = stderr.lines().find_map(|l| l.strip_prefix("error: patch failed: "));
+    let failed = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("error: patch failed: "));
     let Some((file, line)) = failed.and_then(|f| f.rsplit_once(':')) else {
         return reasons.join("; ");
     };
@@ -68,9 +74,16 @@ fn explain_failure(patch: &Path, stderr: &str) -> String {
             n = 0;
         } else if l.starts_with("@@ ") {
             n += 1;
-            let start = l.trim_start_matches("@@ -").split([',', ' ']).next().unwrap_or("");
+            let start = l
+                .trim_start_matches("@@ -")
+                .split([',', ' '])
+                .next()
+                .unwrap_or("");
             if current == file && start == line {
-                return format!("hunk #{n} of {file} ({l}) no longer matches the source; {}", reasons.join("; "));
+                return format!(
+                    "hunk #{n} of {file} ({l}) no longer matches the source; {}",
+                    reasons.join("; ")
+                );
             }
         }
     }
@@ -103,7 +116,10 @@ mod tests {
         let d = tree_with("one\ntwo\nthree\n");
         fs::write(d.path().join("p.patch"), PATCH).unwrap();
         apply(&d.path().join("src"), &d.path().join("p.patch")).unwrap();
-        assert_eq!(fs::read_to_string(d.path().join("src/hello.txt")).unwrap(), "one\nTWO\nthree\n");
+        assert_eq!(
+            fs::read_to_string(d.path().join("src/hello.txt")).unwrap(),
+            "one\nTWO\nthree\n"
+        );
     }
 
     #[test]
@@ -111,9 +127,17 @@ mod tests {
         // The context line "three" changed: fuzz would accept this, we must not.
         let d = tree_with("one\ntwo\nTHREE\n");
         fs::write(d.path().join("p.patch"), PATCH).unwrap();
-        let e = apply(&d.path().join("src"), &d.path().join("p.patch")).unwrap_err().to_string();
-        assert!(e.contains("p.patch") && e.contains("hunk #1 of hello.txt"), "{e}");
-        assert_eq!(fs::read_to_string(d.path().join("src/hello.txt")).unwrap(), "one\ntwo\nTHREE\n");
+        let e = apply(&d.path().join("src"), &d.path().join("p.patch"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("p.patch") && e.contains("hunk #1 of hello.txt"),
+            "{e}"
+        );
+        assert_eq!(
+            fs::read_to_string(d.path().join("src/hello.txt")).unwrap(),
+            "one\ntwo\nTHREE\n"
+        );
     }
 
     #[test]
@@ -132,7 +156,11 @@ mod tests {
                 let text = fs::read_to_string(&p).unwrap();
                 let header = text.split("diff --git").next().unwrap();
                 for field in ["What:", "Why:"] {
-                    assert!(header.contains(field), "{} lacks a '{field}' header", p.display());
+                    assert!(
+                        header.contains(field),
+                        "{} lacks a '{field}' header",
+                        p.display()
+                    );
                 }
             }
         }

@@ -34,7 +34,9 @@ pub struct Artifact {
 }
 
 pub fn dist_dir() -> Result<PathBuf> {
-    let d = std::env::var_os("TLSFORGE_DIST").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("dist"));
+    let d = std::env::var_os("TLSFORGE_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("dist"));
     std::fs::create_dir_all(&d)?;
     Ok(d)
 }
@@ -63,22 +65,42 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
     let cache = Cache::from_env()?;
     let tc = recipes.toolchain(opts.target.as_deref())?;
     if tc.status == "unsupported" || tc.status == "plan" {
-        bail!("target {} cannot be built yet ({}): {}", tc.triple, tc.status, tc.reason.as_deref().unwrap_or("see README"));
+        bail!(
+            "target {} cannot be built yet ({}): {}",
+            tc.triple,
+            tc.status,
+            tc.reason.as_deref().unwrap_or("see README")
+        );
     }
     let ossl_recipe = recipes.openssl(opts.openssl.as_deref())?;
     let pythons = selected(&recipes, &opts.pythons)?;
     crate::prereqs::ensure_build_tools()?;
-    let packages: Vec<(&str, &str)> = tc.packages.iter().map(|(c, p)| (c.as_str(), p.as_str())).collect();
+    let packages: Vec<(&str, &str)> = tc
+        .packages
+        .iter()
+        .map(|(c, p)| (c.as_str(), p.as_str()))
+        .collect();
     crate::prereqs::ensure(&packages)?;
     // A cross build runs a native interpreter of the same version during the
     // build (to compile the stdlib, run setup steps): build those first.
     let mut build_pythons = std::collections::HashMap::new();
     if tc.is_cross() {
         if let Some(p2) = pythons.iter().find(|p| p.is_python2()) {
-            bail!("cross builds of CPython {} are not supported yet (target {}); build 3.x for it", p2.version, tc.triple);
+            bail!(
+                "cross builds of CPython {} are not supported yet (target {}); build 3.x for it",
+                p2.version,
+                tc.triple
+            );
         }
-        eprintln!("tlsforge: {} is a cross target; building the native build-Pythons first", tc.triple);
-        let native = Options { target: None, pythons: pythons.iter().map(|p| p.version.clone()).collect(), ..opts.clone() };
+        eprintln!(
+            "tlsforge: {} is a cross target; building the native build-Pythons first",
+            tc.triple
+        );
+        let native = Options {
+            target: None,
+            pythons: pythons.iter().map(|p| p.version.clone()).collect(),
+            ..opts.clone()
+        };
         for a in build(&native)? {
             let short: String = a.version.split('.').take(2).collect::<Vec<_>>().join(".");
             build_pythons.insert(a.version.clone(), a.root.join(format!("bin/python{short}")));
@@ -86,28 +108,60 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
     }
     eprintln!(
         "tlsforge: {} for {} with OpenSSL {} (cache {})",
-        pythons.iter().map(|p| p.version.as_str()).collect::<Vec<_>>().join(", "),
+        pythons
+            .iter()
+            .map(|p| p.version.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         tc.triple,
         ossl_recipe.version,
         cache.root.display()
     );
     let mut t = Timings::default();
-    let ossl = t.stage(format!("openssl {} ({})", ossl_recipe.version, tc.triple), || {
-        guard_cached(opts, openssl::build(&cache, ossl_recipe, tc, opts.jobs).map(|o| {
-            let hit = o.cache_hit;
-            (o, hit)
-        }))
-    })?;
+    let ossl = t.stage(
+        format!("openssl {} ({})", ossl_recipe.version, tc.triple),
+        || {
+            guard_cached(
+                opts,
+                openssl::build(&cache, ossl_recipe, tc, opts.jobs).map(|o| {
+                    let hit = o.cache_hit;
+                    (o, hit)
+                }),
+            )
+        },
+    )?;
     let zlib = t.stage("zlib", || {
-        guard_cached(opts, deps::build(&cache, recipes.dep("zlib")?, tc, &recipes.mirrors, opts.jobs).map(|d| {
-            let hit = d.cache_hit;
-            (d, hit)
-        }))
+        guard_cached(
+            opts,
+            deps::build(
+                &cache,
+                recipes.dep("zlib")?,
+                tc,
+                &recipes.mirrors,
+                opts.jobs,
+            )
+            .map(|d| {
+                let hit = d.cache_hit;
+                (d, hit)
+            }),
+        )
     })?;
     let mut artifacts = Vec::new();
     for recipe in pythons {
-        let build_python = build_pythons.get(&recipe.version).map(|p: &PathBuf| p.as_path());
-        artifacts.push(build_one(&cache, &recipes, recipe, tc, &ossl, &zlib, build_python, opts, &mut t)?);
+        let build_python = build_pythons
+            .get(&recipe.version)
+            .map(|p: &PathBuf| p.as_path());
+        artifacts.push(build_one(
+            &cache,
+            &recipes,
+            recipe,
+            tc,
+            &ossl,
+            &zlib,
+            build_python,
+            opts,
+            &mut t,
+        )?);
     }
     package::write_sha256sums(&dist_dir()?)?;
     let wall = start.elapsed().as_secs_f64();
@@ -125,7 +179,9 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
 fn guard_cached<T>(opts: &Options, r: Result<(T, bool)>) -> Result<(T, bool)> {
     // A build that had to compile while re-packaging only is an error.
     match r {
-        Ok((_, false)) if opts.require_cached => bail!("`package` found a stage that is not built yet; run `cargo xtask build` first"),
+        Ok((_, false)) if opts.require_cached => {
+            bail!("`package` found a stage that is not built yet; run `cargo xtask build` first")
+        }
         other => other,
     }
 }
@@ -144,26 +200,59 @@ fn build_one(
 ) -> Result<Artifact> {
     let v = &recipe.version;
     let series = patch::read_series(&recipe.patch_dir())?;
-    let tree = t.stage(format!("cpython {v}: fetch, extract, patch ({} patches)", series.len()), || {
-        let tree = source::prepare(cache, &recipe.source, &series, &recipes.mirrors, &format!("cpython-{v}"))?;
-        let hit = tree.cache_hit && tree.fetched_from == crate::fetch::Origin::Cache;
-        Ok((tree, hit))
-    })?;
+    let tree = t.stage(
+        format!(
+            "cpython {v}: fetch, extract, patch ({} patches)",
+            series.len()
+        ),
+        || {
+            let tree = source::prepare(
+                cache,
+                &recipe.source,
+                &series,
+                &recipes.mirrors,
+                &format!("cpython-{v}"),
+            )?;
+            let hit = tree.cache_hit && tree.fetched_from == crate::fetch::Origin::Cache;
+            Ok((tree, hit))
+        },
+    )?;
     if opts.require_cached && !tree.cache_hit {
         bail!("CPython {v} is not built yet; run `cargo xtask build --python {v}` first");
     }
     let built = t.stage(format!("cpython {v}: build"), || {
-        guard_cached(opts, cpython::build(cache, recipe, &tree, ossl, zlib, tc, build_python, opts.jobs).map(|b| {
-            let hit = b.cache_hit;
-            (b, hit)
-        }))
+        guard_cached(
+            opts,
+            cpython::build(
+                cache,
+                recipe,
+                &tree,
+                ossl,
+                zlib,
+                tc,
+                build_python,
+                opts.jobs,
+            )
+            .map(|b| {
+                let hit = b.cache_hit;
+                (b, hit)
+            }),
+        )
     })?;
     for (step, took) in &built.steps {
         eprintln!("      {step:<42} {:>8.1}s", took.as_secs_f64());
     }
     let dist = dist_dir()?;
-    let archive = dist.join(package::archive_name(v, &ossl.recipe.choice, &recipes.openssl_default, &tc.triple));
-    let manifest_path = PathBuf::from(format!("{}.json", archive.display().to_string().trim_end_matches(".tar.gz")));
+    let archive = dist.join(package::archive_name(
+        v,
+        &ossl.recipe.choice,
+        &recipes.openssl_default,
+        &tc.triple,
+    ));
+    let manifest_path = PathBuf::from(format!(
+        "{}.json",
+        archive.display().to_string().trim_end_matches(".tar.gz")
+    ));
     let artifact = Artifact {
         version: v.clone(),
         python2: recipe.is_python2(),
@@ -172,23 +261,42 @@ fn build_one(
     };
     // Packaging is skipped when dist/ already holds this exact build.
     if archive.exists() && already_packaged(&manifest_path, &built.key) {
-        t.record(format!("cpython {v}: validate + package"), std::time::Duration::ZERO, "cache hit");
+        t.record(
+            format!("cpython {v}: validate + package"),
+            std::time::Duration::ZERO,
+            "cache hit",
+        );
         return Ok(artifact);
     }
     let report = t.stage(format!("cpython {v}: validate"), || {
         let report = validate::check_tree(&built.root, tc)?;
-        if report.violations.iter().any(|v| v.contains("not in the allowlist")) {
-            bail!("internal: system-linked modules survived pruning: {:?}", report.violations);
+        if report
+            .violations
+            .iter()
+            .any(|v| v.contains("not in the allowlist"))
+        {
+            bail!(
+                "internal: system-linked modules survived pruning: {:?}",
+                report.violations
+            );
         }
         if !report.violations.is_empty() {
-            bail!("CPython {v} failed validation:\n  - {}", report.violations.join("\n  - "));
+            bail!(
+                "CPython {v} failed validation:\n  - {}",
+                report.violations.join("\n  - ")
+            );
         }
         Ok((report, false))
     })?;
     let smoke = if tc.can_run() {
-        Some(t.stage(format!("cpython {v}: smoke test (relocated copy)"), || {
-            Ok((validate::smoke_test(&built.root, recipe.is_python2(), &tc.run_under)?, false))
-        })?)
+        Some(
+            t.stage(format!("cpython {v}: smoke test (relocated copy)"), || {
+                Ok((
+                    validate::smoke_test(&built.root, recipe.is_python2(), &tc.run_under)?,
+                    false,
+                ))
+            })?,
+        )
     } else {
         None
     };
@@ -213,22 +321,46 @@ fn build_one(
     );
     m.insert(
         "patches".into(),
-        json!(tree.patches.iter().map(|(n, s)| json!({"name": n, "sha256": s})).collect::<Vec<_>>()),
+        json!(tree
+            .patches
+            .iter()
+            .map(|(n, s)| json!({"name": n, "sha256": s}))
+            .collect::<Vec<_>>()),
     );
     m.insert("toolchain".into(), serde_json::to_value(tc)?);
     m.insert("validation".into(), serde_json::to_value(&report)?);
     m.insert(
         "omitted_modules".into(),
-        json!(built.omitted.iter().map(|(m, why)| json!({"module": m, "reason": why})).collect::<Vec<_>>()),
+        json!(built
+            .omitted
+            .iter()
+            .map(|(m, why)| json!({"module": m, "reason": why}))
+            .collect::<Vec<_>>()),
     );
-    m.insert("smoke_test".into(), smoke.map(|s| serde_json::from_str(&s).unwrap_or(json!(s))).unwrap_or(json!(null)));
+    m.insert(
+        "smoke_test".into(),
+        smoke
+            .map(|s| serde_json::from_str(&s).unwrap_or(json!(s)))
+            .unwrap_or(json!(null)),
+    );
     t.stage(format!("cpython {v}: package"), || {
         package::write_archive(&built.root, &manifest, &archive)?;
         let beside = package::write_manifest_beside(&archive, &manifest)?;
-        package::write_json(&beside.with_extension("cdx.json"), &crate::sbom::cyclonedx(&manifest))?;
+        package::write_json(
+            &beside.with_extension("cdx.json"),
+            &crate::sbom::cyclonedx(&manifest),
+        )?;
         if crate::deb::available(tc) {
             let label = package::local_label(&ossl.recipe.choice, &recipes.openssl_default);
-            crate::deb::build(&built.root, &built.prefix, v, &label, tc, report.max_glibc.as_deref(), &dist)?;
+            crate::deb::build(
+                &built.root,
+                &built.prefix,
+                v,
+                &label,
+                tc,
+                report.max_glibc.as_deref(),
+                &dist,
+            )?;
         }
         Ok(((), false))
     })?;
@@ -239,7 +371,9 @@ fn already_packaged(manifest: &std::path::Path, key: &str) -> bool {
     std::fs::read_to_string(manifest)
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|m| m["build_key"] == key && m["tlsforge_package_revision"] == package::PACKAGE_REVISION)
+        .is_some_and(|m| {
+            m["build_key"] == key && m["tlsforge_package_revision"] == package::PACKAGE_REVISION
+        })
 }
 
 /// `patches check`: every series applies with zero fuzz to its pristine source.
@@ -257,7 +391,11 @@ pub fn check_patches() -> Result<()> {
             Ok(f) => f,
             Err(e) => {
                 failures += 1;
-                println!("{:<8} cannot fetch the pristine source: {}", r.version, e.to_string().lines().next().unwrap_or(""));
+                println!(
+                    "{:<8} cannot fetch the pristine source: {}",
+                    r.version,
+                    e.to_string().lines().next().unwrap_or("")
+                );
                 continue;
             }
         };
@@ -279,5 +417,7 @@ pub fn check_patches() -> Result<()> {
 }
 
 pub fn jobs_default() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
 }

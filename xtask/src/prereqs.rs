@@ -6,7 +6,12 @@ use anyhow::{bail, Result};
 use std::process::Command;
 
 /// (command on PATH or absolute file that must exist, Debian package that provides it)
-const BUILD_TOOLS: &[(&str, &str)] = &[("gcc", "gcc"), ("make", "make"), ("perl", "perl"), ("git", "git")];
+const BUILD_TOOLS: &[(&str, &str)] = &[
+    ("gcc", "gcc"),
+    ("make", "make"),
+    ("perl", "perl"),
+    ("git", "git"),
+];
 
 /// What the tests need besides the build tools: the conformance harness links
 /// the system libssl (its servers speak legacy TLS, its PKI signs with MD5),
@@ -22,12 +27,18 @@ pub const TEST_TOOLS: &[(&str, &str)] = &[
 /// `what` is an absolute path, a Python import run by the system python3, or a command.
 fn have(what: &str) -> bool {
     if let Some(module) = what.strip_prefix("import ") {
-        return Command::new("python3").args(["-c", &format!("import {module}")]).status().is_ok_and(|s| s.success());
+        return Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .status()
+            .is_ok_and(|s| s.success());
     }
     if what.starts_with('/') {
         return std::path::Path::new(what).exists();
     }
-    Command::new("sh").args(["-c", &format!("command -v {what} >/dev/null")]).status().is_ok_and(|s| s.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {what} >/dev/null")])
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 pub fn ensure(tools: &[(&str, &str)]) -> Result<()> {
@@ -36,10 +47,17 @@ pub fn ensure(tools: &[(&str, &str)]) -> Result<()> {
         return Ok(());
     }
     let pkgs: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
-    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
     if have("apt-get") && is_root {
         eprintln!("  installing missing tools: {}", pkgs.join(" "));
-        let ok = Command::new("apt-get").arg("update").arg("-q").status()?.success()
+        let ok = Command::new("apt-get")
+            .arg("update")
+            .arg("-q")
+            .status()?
+            .success()
             && Command::new("apt-get")
                 .args(["install", "-y", "-q", "--no-install-recommends"])
                 .args(&pkgs)
@@ -52,7 +70,11 @@ pub fn ensure(tools: &[(&str, &str)]) -> Result<()> {
     }
     bail!(
         "missing tools: {}; install them (Debian: apt-get install {})",
-        missing.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", "),
+        missing
+            .iter()
+            .map(|(c, _)| *c)
+            .collect::<Vec<_>>()
+            .join(", "),
         pkgs.join(" ")
     )
 }

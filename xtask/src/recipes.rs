@@ -165,7 +165,12 @@ impl Recipes {
             .collect::<Result<_>>()?;
         let mut mirrors = read_toml::<MirrorsFile>(&root.join("recipes/mirrors.toml"))?.mirrors;
         if let Ok(extra) = std::env::var("TLSFORGE_MIRRORS") {
-            mirrors.extend(extra.split([',', ' ']).filter(|s| !s.is_empty()).map(String::from));
+            mirrors.extend(
+                extra
+                    .split([',', ' '])
+                    .filter(|s| !s.is_empty())
+                    .map(String::from),
+            );
         }
         let toolchains = toml_files(&root.join("toolchains"))?
             .iter()
@@ -190,7 +195,11 @@ impl Recipes {
             .with_context(|| {
                 format!(
                     "no CPython recipe matches --python {wanted}; known: {}",
-                    self.cpython.iter().map(|r| r.version.as_str()).collect::<Vec<_>>().join(", ")
+                    self.cpython
+                        .iter()
+                        .map(|r| r.version.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             })
     }
@@ -203,13 +212,20 @@ impl Recipes {
             .with_context(|| {
                 format!(
                     "unknown --openssl {wanted}; choose one of: {}",
-                    self.openssl.iter().map(|o| o.choice.as_str()).collect::<Vec<_>>().join(", ")
+                    self.openssl
+                        .iter()
+                        .map(|o| o.choice.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             })
     }
 
     pub fn dep(&self, name: &str) -> Result<&DepRecipe> {
-        self.deps.iter().find(|d| d.name == name).with_context(|| format!("no recipe recipes/deps/{name}.toml"))
+        self.deps
+            .iter()
+            .find(|d| d.name == name)
+            .with_context(|| format!("no recipe recipes/deps/{name}.toml"))
     }
 
     /// `--target` accepts a triple or an alias; none means the host.
@@ -228,7 +244,11 @@ impl Recipes {
             Some(t) => Ok(t),
             None => bail!(
                 "unknown --target {wanted}; known targets: {}",
-                self.toolchains.iter().map(|t| t.triple.as_str()).collect::<Vec<_>>().join(", ")
+                self.toolchains
+                    .iter()
+                    .map(|t| t.triple.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }
     }
@@ -267,7 +287,11 @@ mod tests {
         assert!(r.python("3.1").is_err());
         assert_eq!(r.openssl(None).unwrap().version, "4.0.3");
         assert_eq!(r.openssl(Some("3.5")).unwrap().version, "3.5.5");
-        assert!(r.openssl(Some("1.1")).unwrap_err().to_string().contains("4.0, 3.5"));
+        assert!(r
+            .openssl(Some("1.1"))
+            .unwrap_err()
+            .to_string()
+            .contains("4.0, 3.5"));
     }
 
     #[test]

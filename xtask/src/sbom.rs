@@ -10,7 +10,9 @@ use crate::util::{sha256_bytes, workspace_root};
 /// The sha256 Cargo recorded for a crate in Cargo.lock (crates carry
 /// OpenSSL's sources, so this digest pins them).
 pub fn crate_checksum(name: &str, version: &str) -> Result<String> {
-    let lock: toml::Value = toml::from_str(&std::fs::read_to_string(workspace_root().join("Cargo.lock"))?)?;
+    let lock: toml::Value = toml::from_str(&std::fs::read_to_string(
+        workspace_root().join("Cargo.lock"),
+    )?)?;
     lock["package"]
         .as_array()
         .into_iter()
@@ -45,8 +47,19 @@ pub fn cyclonedx(manifest: &Value) -> Value {
         })
         .collect();
     // Deterministic serial number: same inputs, same SBOM.
-    let digest = sha256_bytes(serde_json::to_string(&components).unwrap_or_default().as_bytes());
-    let serial = format!("urn:uuid:{}-{}-{}-{}-{}", &digest[0..8], &digest[8..12], &digest[12..16], &digest[16..20], &digest[20..32]);
+    let digest = sha256_bytes(
+        serde_json::to_string(&components)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    let serial = format!(
+        "urn:uuid:{}-{}-{}-{}-{}",
+        &digest[0..8],
+        &digest[8..12],
+        &digest[12..16],
+        &digest[16..20],
+        &digest[20..32]
+    );
     json!({
         "bomFormat": "CycloneDX",
         "specVersion": "1.5",
@@ -73,12 +86,20 @@ mod tests {
         let s = cyclonedx(&m);
         assert_eq!(s["components"].as_array().unwrap().len(), 2);
         assert_eq!(s["components"][1]["hashes"][0]["content"], "cd");
-        assert_eq!(s["components"][0]["pedigree"]["patches"][0]["diff"]["url"], "patches/3.13.5/0001-x.patch");
+        assert_eq!(
+            s["components"][0]["pedigree"]["patches"][0]["diff"]["url"],
+            "patches/3.13.5/0001-x.patch"
+        );
         assert_eq!(s, cyclonedx(&m), "deterministic");
     }
 
     #[test]
     fn openssl_crate_is_pinned_in_the_lockfile() {
-        assert_eq!(crate_checksum("openssl-src", "400.0.2+4.0.3").unwrap().len(), 64);
+        assert_eq!(
+            crate_checksum("openssl-src", "400.0.2+4.0.3")
+                .unwrap()
+                .len(),
+            64
+        );
     }
 }

@@ -21,7 +21,13 @@ pub struct Tree {
     pub cache_hit: bool,
 }
 
-pub fn prepare(cache: &Cache, src: &Source, patches: &[PathBuf], mirrors: &[String], name: &str) -> Result<Tree> {
+pub fn prepare(
+    cache: &Cache,
+    src: &Source,
+    patches: &[PathBuf],
+    mirrors: &[String],
+    name: &str,
+) -> Result<Tree> {
     let fetched = fetch::fetch(cache, src, mirrors)?;
     let mut key = KeyBuilder::new("source-tree");
     key.add("tarball", &src.sha256);
@@ -44,5 +50,11 @@ pub fn prepare(cache: &Cache, src: &Source, patches: &[PathBuf], mirrors: &[Stri
     }
     // Trees are read-only inputs: builds copy them, so they can be shared.
     let _ = fs::metadata(&dest)?;
-    Ok(Tree { path: dest, key, patches: applied, fetched_from: fetched.origin, cache_hit })
+    Ok(Tree {
+        path: dest,
+        key,
+        patches: applied,
+        fetched_from: fetched.origin,
+        cache_hit,
+    })
 }

@@ -26,7 +26,13 @@ pub fn validate(opts: &Options, paths: &[PathBuf]) -> Result<()> {
     for t in &trees {
         let r = validate::check_tree(t, tc)?;
         if r.violations.is_empty() {
-            println!("ok    {} ({} ELF files, NEEDED {}, max GLIBC_{})", t.display(), r.files_checked, r.needed.join(" "), r.max_glibc.as_deref().unwrap_or("-"));
+            println!(
+                "ok    {} ({} ELF files, NEEDED {}, max GLIBC_{})",
+                t.display(),
+                r.files_checked,
+                r.needed.join(" "),
+                r.max_glibc.as_deref().unwrap_or("-")
+            );
         } else {
             bad += 1;
             println!("FAIL  {}\n  - {}", t.display(), r.violations.join("\n  - "));
@@ -41,7 +47,9 @@ pub fn validate(opts: &Options, paths: &[PathBuf]) -> Result<()> {
 /// Unpacks a dist/ archive into `dir` and returns the interpreter path.
 pub fn unpack(a: &Artifact, dir: &Path) -> Result<PathBuf> {
     let mut archive = crate::extract::open_archive(&a.archive)?;
-    archive.unpack(dir).with_context(|| format!("unpacking {}", a.archive.display()))?;
+    archive
+        .unpack(dir)
+        .with_context(|| format!("unpacking {}", a.archive.display()))?;
     let exe = validate::python_exe(&dir.join("python"), a.python2);
     if !exe.exists() {
         bail!("{} has no {}", a.archive.display(), exe.display());
@@ -64,7 +72,15 @@ impl Tally {
         } else {
             self.failed += 1;
         }
-        self.lines.push(format!("{} {what}{}", if ok { "PASS" } else { "FAIL" }, if detail.is_empty() { String::new() } else { format!(": {detail}") }));
+        self.lines.push(format!(
+            "{} {what}{}",
+            if ok { "PASS" } else { "FAIL" },
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {detail}")
+            }
+        ));
     }
 
     /// Prints every line and the one summary line; fails if anything failed.
@@ -88,7 +104,10 @@ fn unpacked(opts: &Options, dir: &Path) -> Result<Vec<(Artifact, PathBuf)>> {
     let recipes = Recipes::load()?;
     let tc = recipes.toolchain(opts.target.as_deref())?;
     if !tc.can_run() {
-        bail!("{} binaries cannot run on this machine; only build and validate apply", tc.triple);
+        bail!(
+            "{} binaries cannot run on this machine; only build and validate apply",
+            tc.triple
+        );
     }
     let mut out = Vec::new();
     for a in pipeline::build(opts)? {
@@ -98,8 +117,16 @@ fn unpacked(opts: &Options, dir: &Path) -> Result<Vec<(Artifact, PathBuf)>> {
         if !tc.run_under.is_empty() {
             use std::os::unix::fs::PermissionsExt;
             let wrapper = d.join("python-under-emulator");
-            let quoted: Vec<String> = tc.run_under.iter().chain([&exe.display().to_string()]).map(|w| format!("'{w}'")).collect();
-            std::fs::write(&wrapper, format!("#!/bin/sh\nexec {} \"$@\"\n", quoted.join(" ")))?;
+            let quoted: Vec<String> = tc
+                .run_under
+                .iter()
+                .chain([&exe.display().to_string()])
+                .map(|w| format!("'{w}'"))
+                .collect();
+            std::fs::write(
+                &wrapper,
+                format!("#!/bin/sh\nexec {} \"$@\"\n", quoted.join(" ")),
+            )?;
             std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
             exe = wrapper;
         }
@@ -118,25 +145,44 @@ fn conformance_setup(opts: &Options) -> Result<(Option<String>, PathBuf)> {
     Ok(if tc.runs_here() {
         (None, dist.join("conformance"))
     } else {
-        (Some("!pip".to_string()), dist.join(format!("conformance-{}", tc.triple)))
+        (
+            Some("!pip".to_string()),
+            dist.join(format!("conformance-{}", tc.triple)),
+        )
     })
 }
 
 /// Runs the conformance harness (tests/conformance) on the interpreters,
 /// with the machine's python3 as the reference column; returns its verdict.
-fn run_conformance(interpreters: &[(Artifact, PathBuf)], (filter, out_dir): (Option<String>, PathBuf)) -> Result<(bool, String)> {
+fn run_conformance(
+    interpreters: &[(Artifact, PathBuf)],
+    (filter, out_dir): (Option<String>, PathBuf),
+) -> Result<(bool, String)> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["run", "--quiet", "-p", "tlsforge-conformance", "--bin", "conformance", "--"]).current_dir(workspace_root());
+    cmd.args([
+        "run",
+        "--quiet",
+        "-p",
+        "tlsforge-conformance",
+        "--bin",
+        "conformance",
+        "--",
+    ])
+    .current_dir(workspace_root());
     for (a, exe) in interpreters {
-        cmd.arg("--python").arg(format!("tlsforge-{}={}", a.version, exe.display()));
+        cmd.arg("--python")
+            .arg(format!("tlsforge-{}={}", a.version, exe.display()));
     }
     cmd.arg("--out").arg(&out_dir);
     if let Some(f) = filter {
         cmd.arg("--filter").arg(f);
     }
     let status = cmd.status().context("running the conformance harness")?;
-    Ok((status.success(), format!("report in {}", out_dir.join("conformance.html").display())))
+    Ok((
+        status.success(),
+        format!("report in {}", out_dir.join("conformance.html").display()),
+    ))
 }
 
 pub fn conform(opts: &Options) -> Result<()> {
@@ -156,7 +202,15 @@ pub fn stdlib(opts: &Options) -> Result<()> {
     for (a, exe) in unpacked(opts, tmp.path())? {
         let t = Instant::now();
         let (ok, detail) = stdlib_tests(&a, &exe)?;
-        tally.add(format!("stdlib tests cpython {} ({:.0}s)", a.version, t.elapsed().as_secs_f64()), ok, detail);
+        tally.add(
+            format!(
+                "stdlib tests cpython {} ({:.0}s)",
+                a.version,
+                t.elapsed().as_secs_f64()
+            ),
+            ok,
+            detail,
+        );
     }
     tally.finish()
 }
@@ -168,7 +222,11 @@ pub fn test(opts: &Options) -> Result<()> {
 
     // 1. Unit and integration tests of the Rust code.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let ok = Command::new(&cargo).args(["test", "--workspace", "--quiet"]).current_dir(workspace_root()).status()?.success();
+    let ok = Command::new(&cargo)
+        .args(["test", "--workspace", "--quiet"])
+        .current_dir(workspace_root())
+        .status()?
+        .success();
     tally.add("cargo test --workspace".into(), ok, String::new());
 
     // 2. Build what the suites need (cache hits when nothing changed).
@@ -178,13 +236,25 @@ pub fn test(opts: &Options) -> Result<()> {
     // 3. Real handshakes: the conformance suite on every interpreter at once.
     let t = Instant::now();
     let (ok, detail) = run_conformance(&interpreters, conformance_setup(opts)?)?;
-    tally.add(format!("conformance suite ({:.0}s)", t.elapsed().as_secs_f64()), ok, detail);
+    tally.add(
+        format!("conformance suite ({:.0}s)", t.elapsed().as_secs_f64()),
+        ok,
+        detail,
+    );
 
     // 4. CPython's own TLS-related test suites, from each version's tree.
     for (a, exe) in &interpreters {
         let t = Instant::now();
         let (ok, detail) = stdlib_tests(a, exe)?;
-        tally.add(format!("stdlib tests cpython {} ({:.0}s)", a.version, t.elapsed().as_secs_f64()), ok, detail);
+        tally.add(
+            format!(
+                "stdlib tests cpython {} ({:.0}s)",
+                a.version,
+                t.elapsed().as_secs_f64()
+            ),
+            ok,
+            detail,
+        );
     }
     println!("tlsforge test: {:.0}s", start.elapsed().as_secs_f64());
     tally.finish()
@@ -193,7 +263,10 @@ pub fn test(opts: &Options) -> Result<()> {
 /// Runs test_ssl, test_hashlib, test_httplib and test_urllib2_localnet with the interpreter's own
 /// regrtest; tests listed in patches/<version>/SKIPS are excluded.
 pub fn stdlib_tests(a: &Artifact, exe: &Path) -> Result<(bool, String)> {
-    let skips_file = workspace_root().join("patches").join(&a.version).join("SKIPS");
+    let skips_file = workspace_root()
+        .join("patches")
+        .join(&a.version)
+        .join("SKIPS");
     let skips: Vec<String> = std::fs::read_to_string(&skips_file)
         .unwrap_or_default()
         .lines()
@@ -202,7 +275,14 @@ pub fn stdlib_tests(a: &Artifact, exe: &Path) -> Result<(bool, String)> {
         .collect();
     let mut cmd = Command::new(exe);
     // 2.7's regrtest has no package __main__ and no --ignore.
-    cmd.args(["-m", if a.python2 { "test.regrtest" } else { "test" }, "test_ssl", "test_hashlib", "test_httplib", "test_urllib2_localnet"]);
+    cmd.args([
+        "-m",
+        if a.python2 { "test.regrtest" } else { "test" },
+        "test_ssl",
+        "test_hashlib",
+        "test_httplib",
+        "test_urllib2_localnet",
+    ]);
     if !a.python2 {
         // The header names the platform: proves which interpreter really ran.
         cmd.arg("--header");
@@ -211,11 +291,33 @@ pub fn stdlib_tests(a: &Artifact, exe: &Path) -> Result<(bool, String)> {
         }
     }
     // One log per artifact (version, OpenSSL choice, target).
-    let stem = a.archive.file_name().unwrap().to_string_lossy().trim_end_matches("-install_only.tar.gz").to_string();
+    let stem = a
+        .archive
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_end_matches("-install_only.tar.gz")
+        .to_string();
     let log = crate::util::Cache::from_env()?.log_path(&format!("stdlib-tests-{stem}"))?;
     let out = cmd.output()?;
-    std::fs::write(&log, [out.stdout.as_slice(), out.stderr.as_slice()].concat())?;
+    std::fs::write(
+        &log,
+        [out.stdout.as_slice(), out.stderr.as_slice()].concat(),
+    )?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let summary = text.lines().rev().find(|l| l.contains("Result:") || l.contains("tests OK") || l.contains("failed")).unwrap_or("").trim().to_string();
-    Ok((out.status.success(), format!("{summary} ({} skips listed; log {})", skips.len(), log.display())))
+    let summary = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("Result:") || l.contains("tests OK") || l.contains("failed"))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    Ok((
+        out.status.success(),
+        format!(
+            "{summary} ({} skips listed; log {})",
+            skips.len(),
+            log.display()
+        ),
+    ))
 }

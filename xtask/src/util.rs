@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 /// The repository root (the parent of `xtask/`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {
@@ -70,7 +73,8 @@ impl Cache {
         } else if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
             PathBuf::from(dir).join("tlsforge")
         } else {
-            let home = std::env::var_os("HOME").context("neither TLSFORGE_CACHE nor HOME is set")?;
+            let home =
+                std::env::var_os("HOME").context("neither TLSFORGE_CACHE nor HOME is set")?;
             PathBuf::from(home).join(".cache/tlsforge")
         };
         let root = std::path::absolute(&root)?;
@@ -107,8 +111,7 @@ pub fn commit_dir(tmp: &Path, dest: &Path) -> Result<()> {
     if dest.exists() {
         fs::remove_dir_all(dest).with_context(|| format!("removing stale {}", dest.display()))?;
     }
-    fs::rename(tmp, dest)
-        .with_context(|| format!("moving {} to {}", tmp.display(), dest.display()))
+    fs::rename(tmp, dest).with_context(|| format!("moving {} to {}", tmp.display(), dest.display()))
 }
 
 /// Runs `cmd` with stdout and stderr appended to `log`, showing a spinner
@@ -118,15 +121,22 @@ pub fn run_logged(mut cmd: Command, what: &str, log: &Path) -> Result<Duration> 
     let mut file = fs::OpenOptions::new().create(true).append(true).open(log)?;
     writeln!(file, "\n$ {:?}", cmd)?;
     let err_file = file.try_clone()?;
-    cmd.stdout(Stdio::from(file)).stderr(Stdio::from(err_file)).stdin(Stdio::null());
+    cmd.stdout(Stdio::from(file))
+        .stderr(Stdio::from(err_file))
+        .stdin(Stdio::null());
     let spinner = progress::spinner(what);
     let start = Instant::now();
-    let status = cmd.status().with_context(|| format!("{what}: could not start {:?}", cmd.get_program()))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("{what}: could not start {:?}", cmd.get_program()))?;
     spinner.finish_and_clear();
     let took = start.elapsed();
     if !status.success() {
         let tail = log_tail(log, 40);
-        bail!("{what} failed ({status}); full log: {}\n--- last lines ---\n{tail}", log.display());
+        bail!(
+            "{what} failed ({status}); full log: {}\n--- last lines ---\n{tail}",
+            log.display()
+        );
     }
     Ok(took)
 }
@@ -173,10 +183,18 @@ impl Timings {
         self.rows.push((stage, took, how));
     }
     /// Times `f` and records it as built, or as a cache hit when it says so.
-    pub fn stage<T>(&mut self, name: impl Into<String>, f: impl FnOnce() -> Result<(T, bool)>) -> Result<T> {
+    pub fn stage<T>(
+        &mut self,
+        name: impl Into<String>,
+        f: impl FnOnce() -> Result<(T, bool)>,
+    ) -> Result<T> {
         let start = Instant::now();
         let (value, hit) = f()?;
-        self.record(name, start.elapsed(), if hit { "cache hit" } else { "done" });
+        self.record(
+            name,
+            start.elapsed(),
+            if hit { "cache hit" } else { "done" },
+        );
         Ok(value)
     }
     pub fn all_cached(&self) -> bool {

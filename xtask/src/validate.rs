@@ -21,7 +21,18 @@ pub struct Report {
 }
 
 /// Symbol prefixes of the libraries we link statically; none may be exported.
-const HIDDEN_PREFIXES: &[&str] = &["SSL_", "OPENSSL_", "EVP_", "X509_", "CRYPTO_", "BIO_", "ERR_", "deflate", "inflate", "zlibVersion"];
+const HIDDEN_PREFIXES: &[&str] = &[
+    "SSL_",
+    "OPENSSL_",
+    "EVP_",
+    "X509_",
+    "CRYPTO_",
+    "BIO_",
+    "ERR_",
+    "deflate",
+    "inflate",
+    "zlibVersion",
+];
 
 /// Every ELF file the interpreter ships: bin/python* and extension modules.
 pub fn elf_files(root: &Path) -> Result<Vec<PathBuf>> {
@@ -60,9 +71,14 @@ pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report)
     let is_executable = elf.interpreter.is_some();
     for lib in &elf.libraries {
         if lib.starts_with("libssl") || lib.starts_with("libcrypto") || lib.starts_with("libz.") {
-            report.violations.push(format!("{name}: links {lib} dynamically"));
+            report
+                .violations
+                .push(format!("{name}: links {lib} dynamically"));
         } else if !tc.needed_allowlist.iter().any(|a| a == lib) {
-            report.violations.push(format!("{name}: needs {lib}, not in the allowlist of {}", tc.triple));
+            report.violations.push(format!(
+                "{name}: needs {lib}, not in the allowlist of {}",
+                tc.triple
+            ));
         }
         if !report.needed.contains(&lib.to_string()) {
             report.needed.push(lib.to_string());
@@ -84,9 +100,16 @@ pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report)
     if let Some(verneed) = &elf.verneed {
         for need in verneed.iter() {
             for aux in need.iter() {
-                if let Some(v) = elf.dynstrtab.get_at(aux.vna_name).and_then(|s| s.strip_prefix("GLIBC_")) {
+                if let Some(v) = elf
+                    .dynstrtab
+                    .get_at(aux.vna_name)
+                    .and_then(|s| s.strip_prefix("GLIBC_"))
+                {
                     if v.chars().next().is_some_and(|c| c.is_ascii_digit())
-                        && report.max_glibc.as_deref().is_none_or(|m| glibc_key(v) > glibc_key(m))
+                        && report
+                            .max_glibc
+                            .as_deref()
+                            .is_none_or(|m| glibc_key(v) > glibc_key(m))
                     {
                         report.max_glibc = Some(v.to_string());
                     }
@@ -96,7 +119,9 @@ pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report)
     }
     // Hardening: PIE executables, full RELRO, non-executable stack.
     if is_executable && elf.header.e_type != header::ET_DYN {
-        report.violations.push(format!("{name}: not a position-independent executable"));
+        report
+            .violations
+            .push(format!("{name}: not a position-independent executable"));
     }
     let has = |t| elf.program_headers.iter().any(|ph| ph.p_type == t);
     if !has(program_header::PT_GNU_RELRO) {
@@ -110,7 +135,9 @@ pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report)
         })
     });
     if elf.dynamic.is_some() && !bind_now {
-        report.violations.push(format!("{name}: no BIND_NOW (RELRO is partial)"));
+        report
+            .violations
+            .push(format!("{name}: no BIND_NOW (RELRO is partial)"));
     }
     let stack_exec = elf
         .program_headers
@@ -130,10 +157,17 @@ pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report)
             .filter_map(|s| elf.dynstrtab.get_at(s.st_name))
             .collect();
         if !imports.contains(&"__stack_chk_fail") {
-            report.violations.push(format!("{name}: built without a stack protector (no __stack_chk_fail)"));
+            report.violations.push(format!(
+                "{name}: built without a stack protector (no __stack_chk_fail)"
+            ));
         }
-        if !imports.iter().any(|s| s.starts_with("__") && s.ends_with("_chk") && *s != "__stack_chk_fail") {
-            report.violations.push(format!("{name}: built without FORTIFY_SOURCE (no __*_chk imports)"));
+        if !imports
+            .iter()
+            .any(|s| s.starts_with("__") && s.ends_with("_chk") && *s != "__stack_chk_fail")
+        {
+            report.violations.push(format!(
+                "{name}: built without FORTIFY_SOURCE (no __*_chk imports)"
+            ));
         }
     }
     Ok(())
@@ -147,7 +181,10 @@ fn glibc_key(v: &str) -> Vec<u32> {
 pub fn check_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
     let mut report = Report::default();
     if tc.binary_format != "elf" {
-        bail!("validation of {} binaries is not implemented yet", tc.binary_format);
+        bail!(
+            "validation of {} binaries is not implemented yet",
+            tc.binary_format
+        );
     }
     for f in elf_files(root)? {
         let bytes = fs::read(&f)?;
@@ -156,7 +193,9 @@ pub fn check_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
     }
     if let (Some(max), Some(seen)) = (&tc.max_glibc, &report.max_glibc) {
         if glibc_key(seen) > glibc_key(max) {
-            report.violations.push(format!("needs GLIBC_{seen}, above the target's ceiling {max}"));
+            report.violations.push(format!(
+                "needs GLIBC_{seen}, above the target's ceiling {max}"
+            ));
         }
     }
     Ok(report)
@@ -174,9 +213,23 @@ pub fn prune_system_linked(root: &Path, tc: &Toolchain) -> Result<Vec<(String, S
         }
         let bytes = fs::read(&f)?;
         let elf = Elf::parse(&bytes).with_context(|| format!("parsing {}", f.display()))?;
-        if let Some(lib) = elf.libraries.iter().find(|l| !tc.needed_allowlist.iter().any(|a| a == *l)) {
-            let module = f.file_name().unwrap().to_string_lossy().split('.').next().unwrap_or("").to_string();
-            omitted.push((module, format!("needs system library {lib}; not yet built from pinned sources")));
+        if let Some(lib) = elf
+            .libraries
+            .iter()
+            .find(|l| !tc.needed_allowlist.iter().any(|a| a == *l))
+        {
+            let module = f
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .split('.')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            omitted.push((
+                module,
+                format!("needs system library {lib}; not yet built from pinned sources"),
+            ));
             fs::remove_file(&f)?;
         }
     }
@@ -186,7 +239,8 @@ pub fn prune_system_linked(root: &Path, tc: &Toolchain) -> Result<Vec<(String, S
 
 /// The interpreter's executable inside an installed tree.
 pub fn python_exe(root: &Path, python2: bool) -> PathBuf {
-    root.join("bin").join(if python2 { "python2" } else { "python3" })
+    root.join("bin")
+        .join(if python2 { "python2" } else { "python3" })
 }
 
 /// Copies the tree to a fresh temporary directory and runs it there: proves
@@ -207,21 +261,36 @@ pub fn smoke_test(root: &Path, python2: bool, run_under: &[String]) -> Result<St
         None => Command::new(&exe),
     };
     let out = cmd
-        .args(["-I", "-c", script].iter().skip(if python2 { 1 } else { 0 }))
+        .args(
+            ["-I", "-c", script]
+                .iter()
+                .skip(if python2 { 1 } else { 0 }),
+        )
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .output()
         .with_context(|| format!("running {}", exe.display()))?;
     if !out.status.success() {
-        bail!("{} failed the smoke test: {}", exe.display(), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{} failed the smoke test: {}",
+            exe.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let v: serde_json::Value = serde_json::from_str(&text)?;
     if v["tls13"] != serde_json::Value::Bool(true) {
         bail!("{}: ssl.HAS_TLSv1_3 is not True: {text}", exe.display());
     }
-    if !v["prefix"].as_str().unwrap_or("").starts_with(&moved.display().to_string()) {
-        bail!("{}: sys.prefix does not follow the relocated tree: {text}", exe.display());
+    if !v["prefix"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with(&moved.display().to_string())
+    {
+        bail!(
+            "{}: sys.prefix does not follow the relocated tree: {text}",
+            exe.display()
+        );
     }
     Ok(text)
 }
@@ -232,10 +301,22 @@ mod tests {
 
     /// A C program that uses memcpy/printf so FORTIFY has something to check.
     const PROGRAM: &str = "#include <stdio.h>\n#include <string.h>\nint main(int c, char **v) { char b[16]; strcpy(b, v[0]); printf(\"%s\\n\", b); return 0; }\n";
-    const HARDENED: &[&str] = &["-O2", "-fstack-protector-all", "-D_FORTIFY_SOURCE=2", "-fPIE", "-pie", "-Wl,-z,relro,-z,now", "-Wl,-z,noexecstack"];
+    const HARDENED: &[&str] = &[
+        "-O2",
+        "-fstack-protector-all",
+        "-D_FORTIFY_SOURCE=2",
+        "-fPIE",
+        "-pie",
+        "-Wl,-z,relro,-z,now",
+        "-Wl,-z,noexecstack",
+    ];
 
     fn toolchain() -> Toolchain {
-        crate::recipes::Recipes::load().unwrap().toolchain(Some("x86_64-unknown-linux-gnu")).unwrap().clone()
+        crate::recipes::Recipes::load()
+            .unwrap()
+            .toolchain(Some("x86_64-unknown-linux-gnu"))
+            .unwrap()
+            .clone()
     }
 
     /// Compiles `src` with `flags` in `dir`; returns the violations found.
@@ -243,7 +324,14 @@ mod tests {
         let c = dir.join(format!("{name}.c"));
         fs::write(&c, src).unwrap();
         let out = dir.join(name);
-        let st = Command::new("gcc").args(flags).arg(&c).arg("-o").arg(&out).arg(format!("-L{}", dir.display())).status().unwrap();
+        let st = Command::new("gcc")
+            .args(flags)
+            .arg(&c)
+            .arg("-o")
+            .arg(&out)
+            .arg(format!("-L{}", dir.display()))
+            .status()
+            .unwrap();
         assert!(st.success(), "gcc failed for {name}");
         let mut r = Report::default();
         check_elf(&out, &fs::read(&out).unwrap(), &toolchain(), &mut r).unwrap();
@@ -252,30 +340,48 @@ mod tests {
 
     fn with(extra: &[&str]) -> Vec<&'static str> {
         let mut v: Vec<&'static str> = HARDENED.to_vec();
-        v.extend(extra.iter().map(|s| &*Box::leak(s.to_string().into_boxed_str())));
+        v.extend(
+            extra
+                .iter()
+                .map(|s| &*Box::leak(s.to_string().into_boxed_str())),
+        );
         v
     }
 
     #[test]
     fn hardened_program_passes() {
         let d = tempfile::tempdir().unwrap();
-        assert_eq!(violations(d.path(), "good", PROGRAM, HARDENED), Vec::<String>::new());
+        assert_eq!(
+            violations(d.path(), "good", PROGRAM, HARDENED),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
     fn each_missing_hardening_is_reported() {
         let d = tempfile::tempdir().unwrap();
         let cases: &[(&str, Vec<&str>, &str)] = &[
-            ("nopie", with(&["-no-pie", "-fno-PIE"]), "position-independent"),
+            (
+                "nopie",
+                with(&["-no-pie", "-fno-PIE"]),
+                "position-independent",
+            ),
             ("execstack", with(&["-Wl,-z,execstack"]), "executable stack"),
             ("lazy", with(&["-Wl,-z,lazy"]), "BIND_NOW"),
             ("norelro", with(&["-Wl,-z,norelro"]), "RELRO"),
             ("nossp", with(&["-fno-stack-protector"]), "stack protector"),
-            ("nofortify", with(&["-U_FORTIFY_SOURCE", "-D_FORTIFY_SOURCE=0"]), "FORTIFY"),
+            (
+                "nofortify",
+                with(&["-U_FORTIFY_SOURCE", "-D_FORTIFY_SOURCE=0"]),
+                "FORTIFY",
+            ),
         ];
         for (name, flags, expect) in cases {
             let v = violations(d.path(), name, PROGRAM, flags);
-            assert!(v.iter().any(|m| m.contains(expect)), "{name}: expected '{expect}' in {v:?}");
+            assert!(
+                v.iter().any(|m| m.contains(expect)),
+                "{name}: expected '{expect}' in {v:?}"
+            );
         }
     }
 
@@ -287,12 +393,32 @@ mod tests {
             let c = d.path().join(format!("{lib}.c"));
             fs::write(&c, format!("int {lib}_fn(void) {{ return 1; }}\n")).unwrap();
             let so = d.path().join(format!("lib{lib}.so"));
-            assert!(Command::new("gcc").args(["-shared", "-fPIC", &format!("-Wl,-soname,{soname}")]).arg(&c).arg("-o").arg(&so).status().unwrap().success());
+            assert!(Command::new("gcc")
+                .args(["-shared", "-fPIC", &format!("-Wl,-soname,{soname}")])
+                .arg(&c)
+                .arg("-o")
+                .arg(&so)
+                .status()
+                .unwrap()
+                .success());
         }
         let src = "int ssl_fn(void); int frob_fn(void); int main(void) { return ssl_fn() + frob_fn(); }\n";
-        let v = violations(d.path(), "linked", src, &with(&["-Wl,--no-as-needed", "-lssl", "-lfrob"]));
-        assert!(v.iter().any(|m| m.contains("links libssl.so.3 dynamically")), "{v:?}");
-        assert!(v.iter().any(|m| m.contains("needs libfrob.so.1, not in the allowlist")), "{v:?}");
+        let v = violations(
+            d.path(),
+            "linked",
+            src,
+            &with(&["-Wl,--no-as-needed", "-lssl", "-lfrob"]),
+        );
+        assert!(
+            v.iter()
+                .any(|m| m.contains("links libssl.so.3 dynamically")),
+            "{v:?}"
+        );
+        assert!(
+            v.iter()
+                .any(|m| m.contains("needs libfrob.so.1, not in the allowlist")),
+            "{v:?}"
+        );
     }
 
     #[test]
@@ -300,6 +426,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let src = "int SSL_CTX_new_fake(void) { return 1; }\nint main(void) { return SSL_CTX_new_fake(); }\n";
         let v = violations(d.path(), "exports", src, &with(&["-rdynamic"]));
-        assert!(v.iter().any(|m| m.contains("exports SSL_CTX_new_fake")), "{v:?}");
+        assert!(
+            v.iter().any(|m| m.contains("exports SSL_CTX_new_fake")),
+            "{v:?}"
+        );
     }
 }

@@ -47,7 +47,12 @@ impl<'a> Cur<'a> {
     }
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.b.len() < n {
-            bail!("truncated {}: need {} bytes, have {}", self.what, n, self.b.len());
+            bail!(
+                "truncated {}: need {} bytes, have {}",
+                self.what,
+                n,
+                self.b.len()
+            );
         }
         let (h, t) = self.b.split_at(n);
         self.b = t;
@@ -74,13 +79,18 @@ impl<'a> Cur<'a> {
 }
 
 fn u16s(b: &[u8]) -> Vec<u16> {
-    b.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect()
+    b.chunks_exact(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .collect()
 }
 
 /// Parse the body of a handshake message of type client_hello (without the 4-byte header).
 pub fn parse_client_hello_body(body: &[u8]) -> Result<ClientHello> {
     let mut c = Cur::new(body, "ClientHello");
-    let mut h = ClientHello { legacy_version: c.u16()?, ..Default::default() };
+    let mut h = ClientHello {
+        legacy_version: c.u16()?,
+        ..Default::default()
+    };
     h.random = c.take(32)?.to_vec();
     h.session_id_len = c.vec8()?.len();
     h.cipher_suites = u16s(c.vec16()?);
@@ -110,7 +120,8 @@ pub fn parse_client_hello_body(body: &[u8]) -> Result<ClientHello> {
             16 => {
                 let mut list = Cur::new(d.vec16()?, "alpn");
                 while !list.is_empty() {
-                    h.alpn.push(String::from_utf8_lossy(list.vec8()?).into_owned());
+                    h.alpn
+                        .push(String::from_utf8_lossy(list.vec8()?).into_owned());
                 }
             }
             43 => h.supported_versions = u16s(d.vec8()?),
@@ -175,7 +186,10 @@ pub fn parse_client_hello(data: &[u8]) -> Result<Option<ClientHello>> {
             return Ok(None);
         }
         if rest[0] != 22 {
-            bail!("first record has content type {} (expected handshake, 22)", rest[0]);
+            bail!(
+                "first record has content type {} (expected handshake, 22)",
+                rest[0]
+            );
         }
         if record_version == 0 {
             record_version = u16::from_be_bytes([rest[1], rest[2]]);
@@ -188,7 +202,10 @@ pub fn parse_client_hello(data: &[u8]) -> Result<Option<ClientHello>> {
         rest = &rest[5 + len..];
         if hs.len() >= 4 {
             if hs[0] != 1 {
-                bail!("first handshake message has type {} (expected client_hello, 1)", hs[0]);
+                bail!(
+                    "first handshake message has type {} (expected client_hello, 1)",
+                    hs[0]
+                );
             }
             let need = ((hs[1] as usize) << 16) | ((hs[2] as usize) << 8) | hs[3] as usize;
             if hs.len() >= 4 + need {
@@ -202,7 +219,10 @@ pub fn parse_client_hello(data: &[u8]) -> Result<Option<ClientHello>> {
 
 /// Read from a socket until a full ClientHello has arrived (or the deadline passes).
 /// Returns the parsed hello and the raw bytes read.
-pub fn read_client_hello(stream: &mut impl Read, deadline: Duration) -> Result<(ClientHello, Vec<u8>)> {
+pub fn read_client_hello(
+    stream: &mut impl Read,
+    deadline: Duration,
+) -> Result<(ClientHello, Vec<u8>)> {
     let start = Instant::now();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
@@ -211,11 +231,17 @@ pub fn read_client_hello(stream: &mut impl Read, deadline: Duration) -> Result<(
             return Ok((h, buf));
         }
         if start.elapsed() > deadline {
-            bail!("timed out waiting for a complete ClientHello ({} bytes so far)", buf.len());
+            bail!(
+                "timed out waiting for a complete ClientHello ({} bytes so far)",
+                buf.len()
+            );
         }
         let n = stream.read(&mut chunk).context("reading ClientHello")?;
         if n == 0 {
-            bail!("connection closed before a complete ClientHello ({} bytes)", buf.len());
+            bail!(
+                "connection closed before a complete ClientHello ({} bytes)",
+                buf.len()
+            );
         }
         buf.extend_from_slice(&chunk[..n]);
         if buf.len() > 1 << 20 {
@@ -252,7 +278,15 @@ pub fn suite_info(code: u16) -> SuiteInfo {
                 || au == "None"
                 || kx.contains("(512)")
                 || mac == "MD5";
-            SuiteInfo { code, name: name.to_string(), tls13, forward_secret, aead, weak, known: true }
+            SuiteInfo {
+                code,
+                name: name.to_string(),
+                tls13,
+                forward_secret,
+                aead,
+                weak,
+                known: true,
+            }
         }
         None => SuiteInfo {
             code,
@@ -331,7 +365,12 @@ pub struct Rating {
 
 pub fn versions_offered(h: &ClientHello) -> Vec<u16> {
     if !h.supported_versions.is_empty() {
-        let mut v: Vec<u16> = h.supported_versions.iter().copied().filter(|v| !is_grease(*v)).collect();
+        let mut v: Vec<u16> = h
+            .supported_versions
+            .iter()
+            .copied()
+            .filter(|v| !is_grease(*v))
+            .collect();
         v.sort();
         v
     } else {
@@ -342,12 +381,29 @@ pub fn versions_offered(h: &ClientHello) -> Vec<u16> {
 }
 
 pub fn rate(h: &ClientHello) -> Rating {
-    let suites: Vec<SuiteInfo> =
-        h.cipher_suites.iter().copied().filter(|c| !is_scsv(*c)).map(suite_info).collect();
+    let suites: Vec<SuiteInfo> = h
+        .cipher_suites
+        .iter()
+        .copied()
+        .filter(|c| !is_scsv(*c))
+        .map(suite_info)
+        .collect();
     let legacy: Vec<&SuiteInfo> = suites.iter().filter(|s| !s.tls13).collect();
-    let non_fs: Vec<String> = legacy.iter().filter(|s| !s.forward_secret).map(|s| s.name.clone()).collect();
-    let non_aead: Vec<String> = legacy.iter().filter(|s| !s.aead).map(|s| s.name.clone()).collect();
-    let weak: Vec<String> = suites.iter().filter(|s| s.weak).map(|s| s.name.clone()).collect();
+    let non_fs: Vec<String> = legacy
+        .iter()
+        .filter(|s| !s.forward_secret)
+        .map(|s| s.name.clone())
+        .collect();
+    let non_aead: Vec<String> = legacy
+        .iter()
+        .filter(|s| !s.aead)
+        .map(|s| s.name.clone())
+        .collect();
+    let weak: Vec<String> = suites
+        .iter()
+        .filter(|s| s.weak)
+        .map(|s| s.name.clone())
+        .collect();
     let fs_aead = legacy.iter().filter(|s| s.forward_secret && s.aead).count();
     let versions = versions_offered(h);
     let min = versions.first().copied().unwrap_or(h.legacy_version);
@@ -360,10 +416,18 @@ pub fn rate(h: &ClientHello) -> Rating {
     } else {
         "Probably Okay"
     };
-    let groups: Vec<String> =
-        h.supported_groups.iter().filter(|g| !is_grease(**g)).map(|g| group_name(*g)).collect();
-    let shares: Vec<String> =
-        h.key_share_groups.iter().filter(|g| !is_grease(**g)).map(|g| group_name(*g)).collect();
+    let groups: Vec<String> = h
+        .supported_groups
+        .iter()
+        .filter(|g| !is_grease(**g))
+        .map(|g| group_name(*g))
+        .collect();
+    let shares: Vec<String> = h
+        .key_share_groups
+        .iter()
+        .filter(|g| !is_grease(**g))
+        .map(|g| group_name(*g))
+        .collect();
     let line = format!(
         "{}: {} suites ({} TLS1.3, {} FS-AEAD TLS1.2, {} non-FS, {} non-AEAD, {} weak); versions {}; key shares [{}]{}; groups [{}]",
         verdict,
@@ -402,7 +466,12 @@ mod tests {
     use super::*;
 
     /// Build a TLS 1.3-style ClientHello record the way a client would.
-    pub(crate) fn build_hello(sni: Option<&str>, suites: &[u16], shares: &[u16], versions: &[u16]) -> Vec<u8> {
+    pub(crate) fn build_hello(
+        sni: Option<&str>,
+        suites: &[u16],
+        shares: &[u16],
+        versions: &[u16],
+    ) -> Vec<u8> {
         fn v16(b: &[u8]) -> Vec<u8> {
             let mut o = (b.len() as u16).to_be_bytes().to_vec();
             o.extend_from_slice(b);
@@ -419,7 +488,10 @@ mod tests {
             entry.extend(v16(s.as_bytes()));
             exts.extend(ext(0, &v16(&entry)));
         }
-        let groups: Vec<u8> = [0x001Du16, 0x0017, 0x11EC].iter().flat_map(|g| g.to_be_bytes()).collect();
+        let groups: Vec<u8> = [0x001Du16, 0x0017, 0x11EC]
+            .iter()
+            .flat_map(|g| g.to_be_bytes())
+            .collect();
         exts.extend(ext(10, &v16(&groups)));
         let mut ks = Vec::new();
         for g in shares {
@@ -482,7 +554,11 @@ mod tests {
     fn incomplete_hello_needs_more_bytes() {
         let rec = build_hello(None, &[0x1301], &[0x001D], &[0x0304]);
         for cut in [0, 3, 5, 20, rec.len() - 1] {
-            assert!(parse_client_hello(&rec[..cut]).unwrap().is_none(), "cut at {}", cut);
+            assert!(
+                parse_client_hello(&rec[..cut]).unwrap().is_none(),
+                "cut at {}",
+                cut
+            );
         }
         let h = parse_client_hello(&rec).unwrap().unwrap();
         assert_eq!(h.sni, None);

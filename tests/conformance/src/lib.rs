@@ -38,7 +38,9 @@ use serde_json::{json, Value};
 
 use cases::{CaseDef, Group, HelloCheck, How, Materials, ProbeSpec};
 use hello::{rate, version_name, ClientHello};
-pub use report::{judge, CaseInfo, CaseResult, Expect, InterpreterReport, Observed, Report, Verdict};
+pub use report::{
+    judge, CaseInfo, CaseResult, Expect, InterpreterReport, Observed, Report, Verdict,
+};
 use server::{Captures, Listener, Script, ScriptLog, ScriptObs};
 
 /// The probe script, embedded so the binary is self-contained.
@@ -95,11 +97,23 @@ impl ProbeLine {
     pub fn observed(&self) -> Observed {
         let msg = || self.error.clone().unwrap_or_default();
         match self.outcome.as_str() {
-            "accept" => Observed::Accept { version: self.version.clone(), cipher: self.cipher.clone(), alpn: self.alpn.clone() },
-            "refuse" => Observed::Refuse { class: self.error_class.clone().unwrap_or_default(), message: msg() },
+            "accept" => Observed::Accept {
+                version: self.version.clone(),
+                cipher: self.cipher.clone(),
+                alpn: self.alpn.clone(),
+            },
+            "refuse" => Observed::Refuse {
+                class: self.error_class.clone().unwrap_or_default(),
+                message: msg(),
+            },
             "timeout" => Observed::Timeout { message: msg() },
             other => Observed::Error {
-                message: format!("{}: {} {}", other, self.error_class.clone().unwrap_or_default(), msg()),
+                message: format!(
+                    "{}: {} {}",
+                    other,
+                    self.error_class.clone().unwrap_or_default(),
+                    msg()
+                ),
             },
         }
     }
@@ -115,7 +129,9 @@ pub fn parse_probe_output(stdout: &str) -> (Option<Value>, HashMap<String, Probe
         if !l.starts_with('{') {
             continue;
         }
-        let Ok(v) = serde_json::from_str::<Value>(l) else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(l) else {
+            continue;
+        };
         if let Some(m) = v.get("meta") {
             meta = Some(m.clone());
         } else if let Ok(p) = serde_json::from_value::<ProbeLine>(v) {
@@ -134,8 +150,13 @@ fn selected(c: &CaseDef, filter: &Option<String>) -> bool {
         let id = c.id.to_lowercase();
         id == f || id.starts_with(f) || c.title.to_lowercase().contains(f)
     };
-    let items: Vec<String> = f.split(',').map(|x| x.trim().to_lowercase()).filter(|x| !x.is_empty()).collect();
-    let (excludes, includes): (Vec<&String>, Vec<&String>) = items.iter().partition(|x| x.starts_with('!'));
+    let items: Vec<String> = f
+        .split(',')
+        .map(|x| x.trim().to_lowercase())
+        .filter(|x| !x.is_empty())
+        .collect();
+    let (excludes, includes): (Vec<&String>, Vec<&String>) =
+        items.iter().partition(|x| x.starts_with('!'));
     let included = includes.is_empty() || includes.iter().any(|f| matches(f));
     included && !excludes.iter().any(|f| matches(&f[1..]))
 }
@@ -172,7 +193,10 @@ fn alert_name(d: u8) -> &'static str {
     }
 }
 
-fn run_probe_process(sem: &proc::Semaphore, mut cmd: Command) -> (HashMap<String, ProbeLine>, String) {
+fn run_probe_process(
+    sem: &proc::Semaphore,
+    mut cmd: Command,
+) -> (HashMap<String, ProbeLine>, String) {
     let _permit = sem.acquire();
     match proc::run_cmd(&mut cmd, PROCESS_TIMEOUT) {
         Ok(o) => {
@@ -182,7 +206,11 @@ fn run_probe_process(sem: &proc::Semaphore, mut cmd: Command) -> (HashMap<String
                 note = format!("probe process killed after {} s", PROCESS_TIMEOUT.as_secs());
             } else if !o.success() {
                 let err: Vec<&str> = o.stderr.lines().rev().take(3).collect();
-                note = format!("probe exited {:?}: {}", o.status.and_then(|s| s.code()), err.into_iter().rev().collect::<Vec<_>>().join(" | "));
+                note = format!(
+                    "probe exited {:?}: {}",
+                    o.status.and_then(|s| s.code()),
+                    err.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                );
             }
             (lines, note)
         }
@@ -215,25 +243,55 @@ fn scripted_observed(script: &Script, log: &ScriptLog) -> Option<(Observed, Stri
     let offered = hello
         .as_ref()
         .map(|h| match script {
-            Script::Ssl3 => format!("client offered {}", hello::versions_offered(h).iter().map(|v| version_name(*v)).collect::<Vec<_>>().join(",")),
+            Script::Ssl3 => format!(
+                "client offered {}",
+                hello::versions_offered(h)
+                    .iter()
+                    .map(|v| version_name(*v))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
             _ => {
-                let o: Vec<String> = script.codes().iter().filter(|c| h.cipher_suites.contains(c)).map(|c| hello::suite_info(*c).name).collect();
-                if o.is_empty() { "client offered none of these suites".to_string() } else { format!("client offered {}", o.join(",")) }
+                let o: Vec<String> = script
+                    .codes()
+                    .iter()
+                    .filter(|c| h.cipher_suites.contains(c))
+                    .map(|c| hello::suite_info(*c).name)
+                    .collect();
+                if o.is_empty() {
+                    "client offered none of these suites".to_string()
+                } else {
+                    format!("client offered {}", o.join(","))
+                }
             }
         })
         .unwrap_or_default();
     let o = match obs.clone() {
         ScriptObs::Alert(_, d) => Observed::Refuse {
             class: "alert".into(),
-            message: format!("client sent alert {} ({}) after the {}", alert_name(d), d, what),
+            message: format!(
+                "client sent alert {} ({}) after the {}",
+                alert_name(d),
+                d,
+                what
+            ),
         },
-        ScriptObs::Closed => Observed::Refuse { class: "closed".into(), message: format!("client hung up after the {}", what) },
+        ScriptObs::Closed => Observed::Refuse {
+            class: "closed".into(),
+            message: format!("client hung up after the {}", what),
+        },
         ScriptObs::Continued | ScriptObs::Proceeded(_) => Observed::Accept {
-            version: Some(if matches!(script, Script::Ssl3) { "SSLv3".into() } else { "TLSv1.2".into() }),
+            version: Some(if matches!(script, Script::Ssl3) {
+                "SSLv3".into()
+            } else {
+                "TLSv1.2".into()
+            }),
             cipher: Some(what.clone()),
             alpn: None,
         },
-        ScriptObs::NoHello(e) => Observed::Error { message: format!("no ClientHello: {}", e) },
+        ScriptObs::NoHello(e) => Observed::Error {
+            message: format!("no ClientHello: {}", e),
+        },
     };
     let how = match &obs {
         ScriptObs::Continued => "; the client waited for more of the server's flight",
@@ -244,24 +302,49 @@ fn scripted_observed(script: &Script, log: &ScriptLog) -> Option<(Observed, Stri
 }
 
 fn last_capture(c: &Captures) -> Result<ClientHello, String> {
-    c.lock().unwrap().last().cloned().unwrap_or_else(|| Err("no connection reached the inspector".into()))
+    c.lock()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap_or_else(|| Err("no connection reached the inspector".into()))
 }
 
-fn hello_check(check: HelloCheck, host: &Result<ClientHello, String>, ip: &Result<ClientHello, String>) -> (Observed, String) {
+fn hello_check(
+    check: HelloCheck,
+    host: &Result<ClientHello, String>,
+    ip: &Result<ClientHello, String>,
+) -> (Observed, String) {
     let host = match host {
         Ok(h) => h,
-        Err(e) => return (Observed::Error { message: format!("no ClientHello captured: {}", e) }, String::new()),
+        Err(e) => {
+            return (
+                Observed::Error {
+                    message: format!("no ClientHello captured: {}", e),
+                },
+                String::new(),
+            )
+        }
     };
     let r = rate(host);
     match check {
         HelloCheck::Basics => {
             let ip = match ip {
                 Ok(h) => h,
-                Err(e) => return (Observed::Error { message: format!("no ClientHello for the IP literal: {}", e) }, String::new()),
+                Err(e) => {
+                    return (
+                        Observed::Error {
+                            message: format!("no ClientHello for the IP literal: {}", e),
+                        },
+                        String::new(),
+                    )
+                }
             };
             let mut problems = Vec::new();
             if host.compression_methods != [0] || ip.compression_methods != [0] {
-                problems.push(format!("compression methods {:?}", host.compression_methods));
+                problems.push(format!(
+                    "compression methods {:?}",
+                    host.compression_methods
+                ));
             }
             if host.sni.as_deref() != Some("hello.test") {
                 problems.push(format!("SNI for hello.test was {:?}", host.sni));
@@ -274,17 +357,29 @@ fn hello_check(check: HelloCheck, host: &Result<ClientHello, String>, ip: &Resul
             }
             let ok = problems.is_empty();
             let detail = if ok {
-                "compression [null]; SNI hello.test; none for 127.0.0.1; TLS record format".to_string()
+                "compression [null]; SNI hello.test; none for 127.0.0.1; TLS record format"
+                    .to_string()
             } else {
                 problems.join("; ")
             };
             (Observed::Check { ok }, detail)
         }
-        HelloCheck::PqShare => (Observed::Check { ok: r.pq_hybrid_share }, format!("key shares [{}]", r.key_shares.join(","))),
+        HelloCheck::PqShare => (
+            Observed::Check {
+                ok: r.pq_hybrid_share,
+            },
+            format!("key shares [{}]", r.key_shares.join(",")),
+        ),
         HelloCheck::NoOldVersions => {
-            let old: Vec<&String> = r.versions_offered.iter().filter(|v| matches!(v.as_str(), "SSLv3" | "TLSv1.0" | "TLSv1.1")).collect();
+            let old: Vec<&String> = r
+                .versions_offered
+                .iter()
+                .filter(|v| matches!(v.as_str(), "SSLv3" | "TLSv1.0" | "TLSv1.1"))
+                .collect();
             (
-                Observed::Check { ok: old.is_empty() && !host.sslv2_format },
+                Observed::Check {
+                    ok: old.is_empty() && !host.sslv2_format,
+                },
                 format!("versions offered: {}", r.versions_offered.join(",")),
             )
         }
@@ -299,7 +394,13 @@ fn hello_check(check: HelloCheck, host: &Result<ClientHello, String>, ip: &Resul
             let detail = if ok {
                 format!("{} suites, all TLS 1.3 or FS-AEAD", r.suites_offered)
             } else {
-                format!("{} of {} suites not FS-AEAD: {}{}", bad.len(), r.suites_offered, bad.iter().take(6).cloned().collect::<Vec<_>>().join(","), if bad.len() > 6 { ",..." } else { "" })
+                format!(
+                    "{} of {} suites not FS-AEAD: {}{}",
+                    bad.len(),
+                    r.suites_offered,
+                    bad.iter().take(6).cloned().collect::<Vec<_>>().join(","),
+                    if bad.len() > 6 { ",..." } else { "" }
+                )
             };
             (Observed::Check { ok }, detail)
         }
@@ -327,7 +428,11 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
         match proc::run_cmd(&mut c, Duration::from_secs(30)) {
             Ok(o) => match parse_probe_output(&o.stdout).0 {
                 Some(m) => Ok(m),
-                None => Err(format!("no meta line (exit {:?}): {}", o.status.and_then(|s| s.code()), o.stderr.lines().last().unwrap_or(""))),
+                None => Err(format!(
+                    "no meta line (exit {:?}): {}",
+                    o.status.and_then(|s| s.code()),
+                    o.stderr.lines().last().unwrap_or("")
+                )),
             },
             Err(e) => Err(format!("{:#}", e)),
         }
@@ -340,8 +445,17 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
                 .cases
                 .iter()
                 .map(|c| {
-                    let obs = Observed::Error { message: format!("interpreter did not start: {}", e) };
-                    CaseResult { case: c.id.clone(), interpreter: interp.name.clone(), verdict: judge(&c.expect, &obs), observed: obs, detail: String::new(), ms: 0 }
+                    let obs = Observed::Error {
+                        message: format!("interpreter did not start: {}", e),
+                    };
+                    CaseResult {
+                        case: c.id.clone(),
+                        interpreter: interp.name.clone(),
+                        verdict: judge(&c.expect, &obs),
+                        observed: obs,
+                        detail: String::new(),
+                        ms: 0,
+                    }
                 })
                 .collect();
             rep.wall_ms = t0.elapsed().as_millis() as u64;
@@ -360,11 +474,17 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
     let mut own_listeners: Vec<Listener> = Vec::new();
     let mut groups: BTreeMap<Group, Vec<Value>> = BTreeMap::new();
     if need_hello {
-        for (id, host, cap) in [("_hello_host", "hello.test", &cap_host), ("_hello_ip", "127.0.0.1", &cap_ip)] {
+        for (id, host, cap) in [
+            ("_hello_host", "hello.test", &cap_host),
+            ("_hello_ip", "127.0.0.1", &cap_ip),
+        ] {
             match server::start_inspector(cap.clone()) {
                 Ok(l) => {
                     let p = ProbeSpec::tls(host, &env.mat.root_pem);
-                    groups.entry(Group::Default).or_default().push(probe_entry(id, &p, l.port, env.mat));
+                    groups
+                        .entry(Group::Default)
+                        .or_default()
+                        .push(probe_entry(id, &p, l.port, env.mat));
                     own_listeners.push(l);
                 }
                 Err(e) => cap.lock().unwrap().push(Err(format!("inspector: {:#}", e))),
@@ -375,33 +495,66 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
     for c in env.cases {
         match &c.how {
             How::Tls { probe, .. } => match &env.ports[&c.id] {
-                Ok(port) => groups.entry(probe.group).or_default().push(probe_entry(&c.id, probe, *port, env.mat)),
+                Ok(port) => groups
+                    .entry(probe.group)
+                    .or_default()
+                    .push(probe_entry(&c.id, probe, *port, env.mat)),
                 Err(e) => {
-                    out.insert(c.id.clone(), (Observed::NotServable { reason: e.clone() }, String::new(), 0));
+                    out.insert(
+                        c.id.clone(),
+                        (
+                            Observed::NotServable { reason: e.clone() },
+                            String::new(),
+                            0,
+                        ),
+                    );
                 }
             },
             How::Scripted { script, probe } => {
                 let log: ScriptLog = Arc::new(Mutex::new(Vec::new()));
                 match server::start_scripted(script.clone(), log.clone()) {
                     Ok(l) => {
-                        groups.entry(probe.group).or_default().push(probe_entry(&c.id, probe, l.port, env.mat));
+                        groups
+                            .entry(probe.group)
+                            .or_default()
+                            .push(probe_entry(&c.id, probe, l.port, env.mat));
                         own_listeners.push(l);
                         script_logs.insert(c.id.clone(), (script.clone(), log));
                     }
                     Err(e) => {
-                        out.insert(c.id.clone(), (Observed::Error { message: format!("{:#}", e) }, String::new(), 0));
+                        out.insert(
+                            c.id.clone(),
+                            (
+                                Observed::Error {
+                                    message: format!("{:#}", e),
+                                },
+                                String::new(),
+                                0,
+                            ),
+                        );
                     }
                 }
             }
             How::NotServable(r) => {
-                out.insert(c.id.clone(), (Observed::NotServable { reason: r.clone() }, String::new(), 0));
+                out.insert(
+                    c.id.clone(),
+                    (
+                        Observed::NotServable { reason: r.clone() },
+                        String::new(),
+                        0,
+                    ),
+                );
             }
             _ => {}
         }
     }
 
     // 3. Probe processes (one per group) and pip, concurrently.
-    let pip_cases: Vec<&CaseDef> = env.cases.iter().filter(|c| matches!(c.how, How::Pip { .. })).collect();
+    let pip_cases: Vec<&CaseDef> = env
+        .cases
+        .iter()
+        .filter(|c| matches!(c.how, How::Pip { .. }))
+        .collect();
     let mut probe_lines: HashMap<String, ProbeLine> = HashMap::new();
     let mut group_notes: HashMap<String, String> = HashMap::new();
     let mut pip_result = None;
@@ -414,9 +567,17 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
             let meta = meta.clone();
             s.spawn(move || {
                 if meta["ensurepip"].is_null() {
-                    let why = format!("no ensurepip module ({})", meta["ensurepip_error"].as_str().unwrap_or("?"));
+                    let why = format!(
+                        "no ensurepip module ({})",
+                        meta["ensurepip_error"].as_str().unwrap_or("?")
+                    );
                     return pip::PipResult {
-                        good: (Observed::NotServable { reason: why.clone() }, String::new()),
+                        good: (
+                            Observed::NotServable {
+                                reason: why.clone(),
+                            },
+                            String::new(),
+                        ),
                         wrong: (Observed::NotServable { reason: why }, String::new()),
                         cert_file_note: "no ensurepip".into(),
                         pip_version: "-".into(),
@@ -433,7 +594,8 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
                     wrong_port,
                     timeout: PIP_TIMEOUT,
                 });
-                r.cert_file_note = format!("{} ({:.1} s)", r.cert_file_note, t.elapsed().as_secs_f64());
+                r.cert_file_note =
+                    format!("{} ({:.1} s)", r.cert_file_note, t.elapsed().as_secs_f64());
                 r
             })
         });
@@ -446,10 +608,25 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
             }
             // Namespace groups build their own command and may be unservable here.
             let namespaced = match group {
-                Group::SystemStore => Some(trust::command(&interp.python, env.probe, &file, &meta, &env.mat.trust_bundle, &env.mat.trust_dir, &work)),
-                Group::Layout(layout) => {
-                    Some(trust::layout_command(*layout, &interp.python, env.probe, &file, &meta, &env.mat.layout_files, &work, &env.private))
-                }
+                Group::SystemStore => Some(trust::command(
+                    &interp.python,
+                    env.probe,
+                    &file,
+                    &meta,
+                    &env.mat.trust_bundle,
+                    &env.mat.trust_dir,
+                    &work,
+                )),
+                Group::Layout(layout) => Some(trust::layout_command(
+                    *layout,
+                    &interp.python,
+                    env.probe,
+                    &file,
+                    &meta,
+                    &env.mat.layout_files,
+                    &work,
+                    &env.private,
+                )),
                 _ => None,
             };
             let cmd = match namespaced {
@@ -464,7 +641,13 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
                     for e in entries {
                         out.insert(
                             e["id"].as_str().unwrap().to_string(),
-                            (Observed::NotServable { reason: reason.clone() }, String::new(), 0),
+                            (
+                                Observed::NotServable {
+                                    reason: reason.clone(),
+                                },
+                                String::new(),
+                                0,
+                            ),
                         );
                     }
                     continue;
@@ -492,7 +675,10 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
             let (name, (lines, note)) = h.join().unwrap();
             probe_lines.extend(lines);
             if !note.is_empty() {
-                group_notes.entry(name).and_modify(|n| n.push_str(&format!("; {}", note))).or_insert(note);
+                group_notes
+                    .entry(name)
+                    .and_modify(|n| n.push_str(&format!("; {}", note)))
+                    .or_insert(note);
             }
         }
         pip_result = pip_handle.map(|h| h.join().unwrap());
@@ -501,7 +687,9 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
 
     // 4. Outcomes.
     let group_of = |c: &CaseDef| match &c.how {
-        How::Tls { probe, .. } | How::Scripted { probe, .. } => Some(probe.group.name().to_string()),
+        How::Tls { probe, .. } | How::Scripted { probe, .. } => {
+            Some(probe.group.name().to_string())
+        }
         _ => None,
     };
     let host_hello = last_capture(&cap_host);
@@ -516,8 +704,12 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
         let line = probe_lines.get(&c.id);
         let ms = line.and_then(|l| l.ms).unwrap_or(0);
         let missing = || {
-            let note = group_of(c).and_then(|g| group_notes.get(&g).cloned()).unwrap_or_default();
-            Observed::Error { message: format!("no result from the probe ({})", note) }
+            let note = group_of(c)
+                .and_then(|g| group_notes.get(&g).cloned())
+                .unwrap_or_default();
+            Observed::Error {
+                message: format!("no result from the probe ({})", note),
+            }
         };
         let entry = match &c.how {
             How::Tls { .. } => match line {
@@ -525,17 +717,28 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
                     let o = l.observed();
                     let detail = match &o {
                         Observed::Accept { .. } => o.describe(),
-                        _ => format!("{}: {}", l.error_class.clone().unwrap_or_default(), l.error.clone().unwrap_or_default()),
+                        _ => format!(
+                            "{}: {}",
+                            l.error_class.clone().unwrap_or_default(),
+                            l.error.clone().unwrap_or_default()
+                        ),
                     };
                     let detail = match (c.id.as_str(), group_notes.get("system_store")) {
                         ("51", Some(n)) => format!("{} [{}]", detail, n),
                         _ => detail,
                     };
                     let detail = match &l.verify_paths {
-                        Some(vp) => format!("{}; default verify paths: {}", detail, describe_verify_paths(vp)),
+                        Some(vp) => format!(
+                            "{}; default verify paths: {}",
+                            detail,
+                            describe_verify_paths(vp)
+                        ),
                         None => detail,
                     };
-                    let detail = match group_of(c).filter(|g| g.starts_with("trust-")).and_then(|g| group_notes.get(&g)) {
+                    let detail = match group_of(c)
+                        .filter(|g| g.starts_with("trust-"))
+                        .and_then(|g| group_notes.get(&g))
+                    {
                         Some(n) => format!("{} [{}]", detail, n),
                         None => detail,
                     };
@@ -545,7 +748,15 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
             },
             How::Scripted { .. } => {
                 let (script, log) = &script_logs[&c.id];
-                let client = line.map(|l| format!("; probe saw: {} {}", l.outcome, l.error.clone().unwrap_or_default())).unwrap_or_default();
+                let client = line
+                    .map(|l| {
+                        format!(
+                            "; probe saw: {} {}",
+                            l.outcome,
+                            l.error.clone().unwrap_or_default()
+                        )
+                    })
+                    .unwrap_or_default();
                 match scripted_observed(script, log) {
                     Some((o, d)) => (o, format!("{}{}", d, client), ms),
                     None => (missing(), client, 0),
@@ -557,28 +768,55 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
             }
             How::Pip { wrong_host } => match &pip_result {
                 Some(r) => {
-                    let (o, d) = if *wrong_host { r.wrong.clone() } else { r.good.clone() };
+                    let (o, d) = if *wrong_host {
+                        r.wrong.clone()
+                    } else {
+                        r.good.clone()
+                    };
                     (o, d, 0)
                 }
-                None => (Observed::Error { message: "pip not run".into() }, String::new(), 0),
+                None => (
+                    Observed::Error {
+                        message: "pip not run".into(),
+                    },
+                    String::new(),
+                    0,
+                ),
             },
-            How::NotServable(r) => (Observed::NotServable { reason: r.clone() }, String::new(), 0),
+            How::NotServable(r) => (
+                Observed::NotServable { reason: r.clone() },
+                String::new(),
+                0,
+            ),
         };
         out.insert(c.id.clone(), entry);
     }
     // 42 only exercises a HelloRetryRequest if the client's first key shares miss P-384.
     if let (Some(entry), Ok(h)) = (out.get_mut("42"), &host_hello) {
-        let shares: Vec<String> = h.key_share_groups.iter().map(|g| hello::group_name(*g)).collect();
+        let shares: Vec<String> = h
+            .key_share_groups
+            .iter()
+            .map(|g| hello::group_name(*g))
+            .collect();
         let hrr = !h.key_share_groups.contains(&0x0018);
         entry.1 = format!(
             "{}; first key shares [{}] vs server P-384 only: {}",
             entry.1,
             shares.join(","),
-            if hrr { "HelloRetryRequest needed" } else { "no HRR needed (case not exercised)" }
+            if hrr {
+                "HelloRetryRequest needed"
+            } else {
+                "no HRR needed (case not exercised)"
+            }
         );
     }
     if let Some(r) = &pip_result {
-        rep.pip_note = format!("{}; --cert works: {}; {}", r.pip_version, matches!(r.good.0, Observed::Accept { .. }), r.cert_file_note);
+        rep.pip_note = format!(
+            "{}; --cert works: {}; {}",
+            r.pip_version,
+            matches!(r.good.0, Observed::Accept { .. }),
+            r.cert_file_note
+        );
     }
     for (g, n) in &group_notes {
         rep.notes.push(format!("{}: {}", g, n));
@@ -588,7 +826,14 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
         .iter()
         .map(|c| {
             let (observed, detail, ms) = out.remove(&c.id).unwrap();
-            CaseResult { case: c.id.clone(), interpreter: interp.name.clone(), verdict: judge(&c.expect, &observed), observed, detail, ms }
+            CaseResult {
+                case: c.id.clone(),
+                interpreter: interp.name.clone(),
+                verdict: judge(&c.expect, &observed),
+                observed,
+                detail,
+                ms,
+            }
         })
         .collect();
     rep.wall_ms = t0.elapsed().as_millis() as u64;
@@ -601,11 +846,25 @@ fn describe_verify_paths(vp: &Value) -> String {
         return format!("error {}", e);
     }
     let g = |k: &str| vp[k].as_str().unwrap_or("-").to_string();
-    format!("cafile={} capath={} (openssl_cafile={}, openssl_capath={})", g("cafile"), g("capath"), g("openssl_cafile"), g("openssl_capath"))
+    format!(
+        "cafile={} capath={} (openssl_cafile={}, openssl_capath={})",
+        g("cafile"),
+        g("capath"),
+        g("openssl_cafile"),
+        g("openssl_capath")
+    )
 }
 
 fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Run the suite for every interpreter; writes `conformance.json` and `conformance.html` to
@@ -619,8 +878,15 @@ pub fn run(cfg: &Config) -> Result<Report> {
     let pki_dir = tmp.path().join("pki");
     std::fs::create_dir_all(&pki_dir)?;
     let (mat, all) = cases::build(&pki_dir).context("building the test PKI")?;
-    let cases: Vec<CaseDef> = all.into_iter().filter(|c| selected(c, &cfg.filter)).collect();
-    anyhow::ensure!(!cases.is_empty(), "no case matches the filter {:?}", cfg.filter);
+    let cases: Vec<CaseDef> = all
+        .into_iter()
+        .filter(|c| selected(c, &cfg.filter))
+        .collect();
+    anyhow::ensure!(
+        !cases.is_empty(),
+        "no case matches the filter {:?}",
+        cfg.filter
+    );
 
     // Shared servers, one per case.
     let mut listeners = Vec::new();
@@ -628,10 +894,14 @@ pub fn run(cfg: &Config) -> Result<Report> {
     for c in &cases {
         if let How::Tls { server, .. } = &c.how {
             let r = match server {
-                Ok(spec) => server::start_tls(spec.clone()).map_err(|e| format!("server cannot be configured: {:#}", e)),
+                Ok(spec) => server::start_tls(spec.clone())
+                    .map_err(|e| format!("server cannot be configured: {:#}", e)),
                 Err(e) => Err(e.clone()),
             };
-            ports.insert(c.id.clone(), r.as_ref().map(|l| l.port).map_err(|e| e.clone()));
+            ports.insert(
+                c.id.clone(),
+                r.as_ref().map(|l| l.port).map_err(|e| e.clone()),
+            );
             if let Ok(l) = r {
                 listeners.push(l);
             }
@@ -640,8 +910,14 @@ pub fn run(cfg: &Config) -> Result<Report> {
     let mut pip_ports = (None, None);
     if cases.iter().any(|c| matches!(c.how, How::Pip { .. })) {
         let site = pip::index_site()?;
-        let good = server::start_tls(server::TlsSpec { app: server::App::Http(site.clone()), ..server::TlsSpec::new(mat.index_chain.clone()) })?;
-        let wrong = server::start_tls(server::TlsSpec { app: server::App::Http(site), ..server::TlsSpec::new(mat.index_wrong_chain.clone()) })?;
+        let good = server::start_tls(server::TlsSpec {
+            app: server::App::Http(site.clone()),
+            ..server::TlsSpec::new(mat.index_chain.clone())
+        })?;
+        let wrong = server::start_tls(server::TlsSpec {
+            app: server::App::Http(site),
+            ..server::TlsSpec::new(mat.index_wrong_chain.clone())
+        })?;
         pip_ports = (Some(good.port), Some(wrong.port));
         listeners.push(good);
         listeners.push(wrong);
@@ -649,17 +925,37 @@ pub fn run(cfg: &Config) -> Result<Report> {
 
     // The macOS layouts mount over /private, which Linux lacks: made for the run (trust.rs).
     let needs_private = cases.iter().any(|c| matches!(&c.how, How::Tls { probe, .. } if matches!(probe.group, Group::Layout(l) if l.needs_private())));
-    let private_guard = if needs_private { Some(trust::PrivateDir::acquire()) } else { None };
+    let private_guard = if needs_private {
+        Some(trust::PrivateDir::acquire())
+    } else {
+        None
+    };
     let private = match &private_guard {
         Some(Err(e)) => Err(e.clone()),
         _ => Ok(()),
     };
     let sem = proc::Semaphore::new(cfg.jobs.max(1));
     let pip_sem = proc::Semaphore::new(2);
-    let env = Env { cases: &cases, mat: &mat, probe: &probe, work: tmp.path(), ports: &ports, pip_ports, sem: &sem, pip_sem: &pip_sem, private };
+    let env = Env {
+        cases: &cases,
+        mat: &mat,
+        probe: &probe,
+        work: tmp.path(),
+        ports: &ports,
+        pip_ports,
+        sem: &sem,
+        pip_sem: &pip_sem,
+        private,
+    };
     let per: Vec<(InterpreterReport, Vec<CaseResult>)> = std::thread::scope(|s| {
-        let hs: Vec<_> = cfg.interpreters.iter().map(|i| s.spawn(|| run_interpreter(&env, i))).collect();
-        hs.into_iter().map(|h| h.join().expect("interpreter thread panicked")).collect()
+        let hs: Vec<_> = cfg
+            .interpreters
+            .iter()
+            .map(|i| s.spawn(|| run_interpreter(&env, i)))
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("interpreter thread panicked"))
+            .collect()
     });
     drop(listeners);
     drop(private_guard);
@@ -668,7 +964,12 @@ pub fn run(cfg: &Config) -> Result<Report> {
         started_unix,
         cases: cases
             .iter()
-            .map(|c| CaseInfo { id: c.id.clone(), title: c.title.clone(), expect: c.expect.clone(), origin: c.origin.to_string() })
+            .map(|c| CaseInfo {
+                id: c.id.clone(),
+                title: c.title.clone(),
+                expect: c.expect.clone(),
+                origin: c.origin.to_string(),
+            })
             .collect(),
         ..Default::default()
     };
@@ -677,8 +978,12 @@ pub fn run(cfg: &Config) -> Result<Report> {
         report.results.extend(results);
     }
     report.wall_ms = t0.elapsed().as_millis() as u64;
-    std::fs::create_dir_all(&cfg.out_dir).with_context(|| format!("creating {}", cfg.out_dir.display()))?;
-    std::fs::write(cfg.out_dir.join("conformance.json"), serde_json::to_vec_pretty(&report)?)?;
+    std::fs::create_dir_all(&cfg.out_dir)
+        .with_context(|| format!("creating {}", cfg.out_dir.display()))?;
+    std::fs::write(
+        cfg.out_dir.join("conformance.json"),
+        serde_json::to_vec_pretty(&report)?,
+    )?;
     std::fs::write(cfg.out_dir.join("conformance.html"), report.html())?;
     Ok(report)
 }
@@ -691,11 +996,18 @@ mod tests {
     fn filter_includes_and_excludes() {
         let dir = proc::TempDir::new("tlsforge-filter-test").unwrap();
         let (_, all) = cases::build(dir.path()).unwrap();
-        let pick = |f: &str| all.iter().filter(|c| selected(c, &Some(f.to_string()))).map(|c| c.id.clone()).collect::<Vec<_>>();
+        let pick = |f: &str| {
+            all.iter()
+                .filter(|c| selected(c, &Some(f.to_string())))
+                .map(|c| c.id.clone())
+                .collect::<Vec<_>>()
+        };
         assert!(pick("!pip").len() + 2 <= all.len(), "pip cases excluded");
         assert!(!pick("!pip").iter().any(|id| id.starts_with("53")));
         assert_eq!(pick("22"), vec!["22".to_string()]);
-        assert!(pick("trust-,!trust-empty").iter().all(|id| id.starts_with("trust-") && id != "trust-empty"));
+        assert!(pick("trust-,!trust-empty")
+            .iter()
+            .all(|id| id.starts_with("trust-") && id != "trust-empty"));
     }
 
     #[test]
@@ -712,13 +1024,25 @@ Traceback noise that is not JSON
         assert_eq!(lines.len(), 4);
         assert_eq!(
             lines["01"].observed(),
-            Observed::Accept { version: Some("TLSv1.3".into()), cipher: Some("TLS_AES_256_GCM_SHA384".into()), alpn: None }
+            Observed::Accept {
+                version: Some("TLSv1.3".into()),
+                cipher: Some("TLS_AES_256_GCM_SHA384".into()),
+                alpn: None
+            }
         );
-        assert!(matches!(lines["02"].observed(), Observed::Refuse { ref class, .. } if class == "SSLCertVerificationError"));
+        assert!(
+            matches!(lines["02"].observed(), Observed::Refuse { ref class, .. } if class == "SSLCertVerificationError")
+        );
         assert!(matches!(lines["03"].observed(), Observed::Timeout { .. }));
         assert!(matches!(lines["04"].observed(), Observed::Error { .. }));
-        assert_eq!(judge(&Expect::Refuse, &lines["01"].observed()), Verdict::Mismatch);
-        assert_eq!(judge(&Expect::Refuse, &lines["03"].observed()), Verdict::Mismatch);
+        assert_eq!(
+            judge(&Expect::Refuse, &lines["01"].observed()),
+            Verdict::Mismatch
+        );
+        assert_eq!(
+            judge(&Expect::Refuse, &lines["03"].observed()),
+            Verdict::Mismatch
+        );
     }
 
     #[test]
@@ -728,7 +1052,11 @@ Traceback noise that is not JSON
         assert!(cases.len() >= 60, "{} cases", cases.len());
         for n in 1..=53 {
             let id = format!("{:02}", n);
-            assert!(cases.iter().any(|c| c.id == id || c.id.starts_with(&id)), "case {} missing", id);
+            assert!(
+                cases.iter().any(|c| c.id == id || c.id.starts_with(&id)),
+                "case {} missing",
+                id
+            );
         }
         let mut ids: Vec<&str> = cases.iter().map(|c| c.id.as_str()).collect();
         ids.sort();

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use tlsforge_conformance::{run, Config, Interpreter};
 
-const USAGE: &str = "usage: conformance --python NAME=PATH [--python NAME=PATH ...] [--reference NAME=PATH ...]
+const USAGE: &str =
+    "usage: conformance --python NAME=PATH [--python NAME=PATH ...] [--reference NAME=PATH ...]
                    [--no-default-reference] [--out DIR] [--filter SUBSTR] [--jobs N]
 
 Runs the TLS client conformance suite against each interpreter. /usr/bin/python3 is added as the
@@ -15,15 +16,26 @@ Prints the case x interpreter table and, last, `N passed, M failed` (reference i
 counted); exits non-zero on any mismatch. Writes DIR/conformance.json and DIR/conformance.html.";
 
 fn interp(spec: &str, reference: bool) -> Result<Interpreter> {
-    let (name, path) = spec.split_once('=').with_context(|| format!("expected NAME=PATH, got {:?}", spec))?;
+    let (name, path) = spec
+        .split_once('=')
+        .with_context(|| format!("expected NAME=PATH, got {:?}", spec))?;
     if name.is_empty() || path.is_empty() {
         bail!("expected NAME=PATH, got {:?}", spec);
     }
-    Ok(Interpreter { name: name.to_string(), python: PathBuf::from(path), reference })
+    Ok(Interpreter {
+        name: name.to_string(),
+        python: PathBuf::from(path),
+        reference,
+    })
 }
 
 fn parse(args: Vec<String>) -> Result<Config> {
-    let mut cfg = Config { interpreters: vec![], out_dir: PathBuf::from("target/conformance"), filter: None, jobs: 4 };
+    let mut cfg = Config {
+        interpreters: vec![],
+        out_dir: PathBuf::from("target/conformance"),
+        filter: None,
+        jobs: 4,
+    };
     let mut default_reference = true;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
@@ -46,7 +58,11 @@ fn parse(args: Vec<String>) -> Result<Config> {
         }
     }
     if default_reference && std::path::Path::new("/usr/bin/python3").exists() {
-        cfg.interpreters.push(Interpreter { name: "system-python3".into(), python: "/usr/bin/python3".into(), reference: true });
+        cfg.interpreters.push(Interpreter {
+            name: "system-python3".into(),
+            python: "/usr/bin/python3".into(),
+            reference: true,
+        });
     }
     if cfg.interpreters.is_empty() {
         bail!("no interpreter given\n{}", USAGE);
@@ -65,7 +81,10 @@ fn main() -> ExitCode {
     match run(&cfg) {
         Ok(report) => {
             print!("{}", report.table());
-            println!("report: {} and conformance.html", cfg.out_dir.join("conformance.json").display());
+            println!(
+                "report: {} and conformance.html",
+                cfg.out_dir.join("conformance.json").display()
+            );
             println!("{}", report.summary_line());
             if report.mismatches() > 0 {
                 ExitCode::from(1)

@@ -24,7 +24,11 @@ pub const PKG_VERSION: &str = "1.0";
 pub const PKG_VALUE: &str = "tlsforge-ok";
 
 fn b64url_nopad(data: &[u8]) -> String {
-    openssl::base64::encode_block(data).replace('+', "-").replace('/', "_").trim_end_matches('=').to_string()
+    openssl::base64::encode_block(data)
+        .replace('+', "-")
+        .replace('/', "_")
+        .trim_end_matches('=')
+        .to_string()
 }
 
 /// (file name, bytes) of a pure-Python py2.py3 wheel holding `tlsforge_probe_pkg`.
@@ -49,12 +53,21 @@ pub fn build_wheel() -> Result<(String, Vec<u8>)> {
     ];
     let mut record = String::new();
     for (name, data) in &files {
-        record.push_str(&format!("{},sha256={},{}\n", name, b64url_nopad(&openssl::sha::sha256(data)), data.len()));
+        record.push_str(&format!(
+            "{},sha256={},{}\n",
+            name,
+            b64url_nopad(&openssl::sha::sha256(data)),
+            data.len()
+        ));
     }
     record.push_str(&format!("{}.dist-info/RECORD,,\n", dist));
     let mut zw = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for (name, data) in files.iter().chain(std::iter::once(&(format!("{}.dist-info/RECORD", dist), record.into_bytes()))) {
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, data) in files.iter().chain(std::iter::once(&(
+        format!("{}.dist-info/RECORD", dist),
+        record.into_bytes(),
+    ))) {
         zw.start_file(name.as_str(), opts)?;
         zw.write_all(data)?;
     }
@@ -65,16 +78,36 @@ pub fn build_wheel() -> Result<(String, Vec<u8>)> {
 /// The PEP 503 simple index serving the wheel (plus "/" for plain GETs).
 pub fn index_site() -> Result<Arc<Site>> {
     let (file, wheel) = build_wheel()?;
-    let digest: String = openssl::sha::sha256(&wheel).iter().map(|b| format!("{:02x}", b)).collect();
+    let digest: String = openssl::sha::sha256(&wheel)
+        .iter()
+        .map(|b| format!("{:02x}", b))
+        .collect();
     let mut pages: HashMap<String, (String, Vec<u8>)> = HashMap::new();
-    let html = |body: String| ("text/html".to_string(), format!("<!DOCTYPE html>\n<html><body>\n{}</body></html>\n", body).into_bytes());
-    pages.insert("/".into(), ("text/plain".into(), format!("{}\n", PKG_VALUE).into_bytes()));
-    pages.insert("/simple/".into(), html(format!("<a href=\"/simple/{0}/\">{0}</a>\n", PKG_NAME)));
+    let html = |body: String| {
+        (
+            "text/html".to_string(),
+            format!("<!DOCTYPE html>\n<html><body>\n{}</body></html>\n", body).into_bytes(),
+        )
+    };
+    pages.insert(
+        "/".into(),
+        ("text/plain".into(), format!("{}\n", PKG_VALUE).into_bytes()),
+    );
+    pages.insert(
+        "/simple/".into(),
+        html(format!("<a href=\"/simple/{0}/\">{0}</a>\n", PKG_NAME)),
+    );
     pages.insert(
         format!("/simple/{}/", PKG_NAME),
-        html(format!("<a href=\"/packages/{0}#sha256={1}\">{0}</a>\n", file, digest)),
+        html(format!(
+            "<a href=\"/packages/{0}#sha256={1}\">{0}</a>\n",
+            file, digest
+        )),
     );
-    pages.insert(format!("/packages/{}", file), ("application/octet-stream".into(), wheel));
+    pages.insert(
+        format!("/packages/{}", file),
+        ("application/octet-stream".into(), wheel),
+    );
     Ok(Arc::new(Site { pages }))
 }
 
@@ -87,8 +120,10 @@ pub struct PipResult {
 }
 
 fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> =
-        s.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("DEPRECATION:")).collect();
+    let lines: Vec<&str> = s
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("DEPRECATION:"))
+        .collect();
     let start = lines.len().saturating_sub(n);
     lines[start..].join(" | ")
 }
@@ -128,7 +163,11 @@ fn bootstrap(python: &Path, major: u32, work: &Path, deadline: Instant) -> Resul
         let o = run_cmd(&mut c, left().min(Duration::from_secs(60)))?;
         let vpy = venv.join("bin/python");
         if o.success() && vpy.exists() {
-            return Ok((vpy, env, "python -m venv (ensurepip inside the venv)".into()));
+            return Ok((
+                vpy,
+                env,
+                "python -m venv (ensurepip inside the venv)".into(),
+            ));
         }
         // fall through to ensurepip --user (e.g. a venv module without ensurepip)
     }
@@ -140,9 +179,16 @@ fn bootstrap(python: &Path, major: u32, work: &Path, deadline: Instant) -> Resul
     c.envs(env.iter().cloned());
     let o = run_cmd(&mut c, left().min(Duration::from_secs(60)))?;
     if !o.success() {
-        anyhow::bail!("ensurepip --user failed: {}", tail(&(o.stdout + &o.stderr), 3));
+        anyhow::bail!(
+            "ensurepip --user failed: {}",
+            tail(&(o.stdout + &o.stderr), 3)
+        );
     }
-    Ok((python.to_path_buf(), env, "ensurepip --user with a temporary HOME/PYTHONUSERBASE".into()))
+    Ok((
+        python.to_path_buf(),
+        env,
+        "ensurepip --user with a temporary HOME/PYTHONUSERBASE".into(),
+    ))
 }
 
 pub struct PipJob<'a> {
@@ -161,8 +207,18 @@ pub fn run(job: &PipJob) -> PipResult {
         Err(e) => {
             let msg = format!("{:#}", e);
             PipResult {
-                good: (Observed::Error { message: msg.clone() }, String::new()),
-                wrong: (Observed::Error { message: msg.clone() }, String::new()),
+                good: (
+                    Observed::Error {
+                        message: msg.clone(),
+                    },
+                    String::new(),
+                ),
+                wrong: (
+                    Observed::Error {
+                        message: msg.clone(),
+                    },
+                    String::new(),
+                ),
                 cert_file_note: "not run".into(),
                 pip_version: "?".into(),
             }
@@ -174,7 +230,8 @@ fn run_inner(job: &PipJob) -> Result<PipResult> {
     let deadline = Instant::now() + job.timeout;
     let left = || deadline.saturating_duration_since(Instant::now());
     std::fs::create_dir_all(job.work)?;
-    let (py, env, how) = bootstrap(job.python, job.major, job.work, deadline).context("bootstrapping pip")?;
+    let (py, env, how) =
+        bootstrap(job.python, job.major, job.work, deadline).context("bootstrapping pip")?;
 
     let mut c = Command::new(&py);
     c.args(["-m", "pip", "--version"]);
@@ -188,9 +245,17 @@ fn run_inner(job: &PipJob) -> Result<PipResult> {
 
     let install = |port: u16, target: &str, use_cert_flag: bool| -> Result<(bool, String)> {
         let mut c = Command::new(&py);
-        c.args(["-m", "pip", "install", "--isolated", "--no-cache-dir", "--disable-pip-version-check"]);
+        c.args([
+            "-m",
+            "pip",
+            "install",
+            "--isolated",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+        ]);
         c.args(["--no-input", "--retries", "0", "--timeout", "15"]);
-        c.arg("--index-url").arg(format!("https://localhost:{}/simple/", port));
+        c.arg("--index-url")
+            .arg(format!("https://localhost:{}/simple/", port));
         if use_cert_flag {
             c.arg("--cert").arg(job.ca_pem);
         }
@@ -219,36 +284,73 @@ fn run_inner(job: &PipJob) -> Result<PipResult> {
         c.envs(env.iter().cloned());
         let imp = run_cmd(&mut c, left().min(Duration::from_secs(20)))?;
         if imp.stdout.trim() == PKG_VALUE {
-            Ok((true, format!("installed and imported ({})", tail(&o.stdout, 1))))
+            Ok((
+                true,
+                format!("installed and imported ({})", tail(&o.stdout, 1)),
+            ))
         } else {
-            Ok((false, format!("pip said ok but import failed: {}", tail(&imp.stderr, 2))))
+            Ok((
+                false,
+                format!("pip said ok but import failed: {}", tail(&imp.stderr, 2)),
+            ))
         }
     };
 
     let good = match job.good_port {
-        None => (Observed::NotServable { reason: "index server not running".into() }, String::new()),
+        None => (
+            Observed::NotServable {
+                reason: "index server not running".into(),
+            },
+            String::new(),
+        ),
         Some(p) => {
             let (ok, detail) = install(p, "target-good", true)?;
             let obs = if ok {
-                Observed::Accept { version: None, cipher: None, alpn: None }
+                Observed::Accept {
+                    version: None,
+                    cipher: None,
+                    alpn: None,
+                }
             } else if tls_failure(&detail) {
-                Observed::Refuse { class: "pip".into(), message: detail.clone() }
+                Observed::Refuse {
+                    class: "pip".into(),
+                    message: detail.clone(),
+                }
             } else {
-                Observed::Error { message: detail.clone() }
+                Observed::Error {
+                    message: detail.clone(),
+                }
             };
-            (obs, format!("{}; pip {}; --cert CA; {}", how, pip_version, detail))
+            (
+                obs,
+                format!("{}; pip {}; --cert CA; {}", how, pip_version, detail),
+            )
         }
     };
     let wrong = match job.wrong_port {
-        None => (Observed::NotServable { reason: "index server not running".into() }, String::new()),
+        None => (
+            Observed::NotServable {
+                reason: "index server not running".into(),
+            },
+            String::new(),
+        ),
         Some(p) => {
             let (ok, detail) = install(p, "target-wrong", true)?;
             let obs = if ok {
-                Observed::Accept { version: None, cipher: None, alpn: None }
+                Observed::Accept {
+                    version: None,
+                    cipher: None,
+                    alpn: None,
+                }
             } else if tls_failure(&detail) {
-                Observed::Refuse { class: "pip".into(), message: detail.clone() }
+                Observed::Refuse {
+                    class: "pip".into(),
+                    message: detail.clone(),
+                }
             } else {
-                Observed::Error { message: format!("pip failed, but not with a TLS error: {}", detail) }
+                Observed::Error {
+                    message: format!("pip failed, but not with a TLS error: {}", detail),
+                }
             };
             (obs, format!("index certificate for other.test; {}", detail))
         }
@@ -256,12 +358,20 @@ fn run_inner(job: &PipJob) -> Result<PipResult> {
     let cert_file_note = match job.good_port {
         Some(p) if left() > Duration::from_secs(5) => match install(p, "target-env", false) {
             Ok((true, _)) => "SSL_CERT_FILE alone works".to_string(),
-            Ok((false, d)) => format!("SSL_CERT_FILE alone does not work ({})", d.chars().take(160).collect::<String>()),
+            Ok((false, d)) => format!(
+                "SSL_CERT_FILE alone does not work ({})",
+                d.chars().take(160).collect::<String>()
+            ),
             Err(e) => format!("SSL_CERT_FILE run failed: {:#}", e),
         },
         _ => "not run (time)".into(),
     };
-    Ok(PipResult { good, wrong, cert_file_note, pip_version })
+    Ok(PipResult {
+        good,
+        wrong,
+        cert_file_note,
+        pip_version,
+    })
 }
 
 #[cfg(test)]
@@ -273,11 +383,19 @@ mod tests {
         let (name, bytes) = build_wheel().unwrap();
         assert_eq!(name, "tlsforge_probe_pkg-1.0-py2.py3-none-any.whl");
         let mut z = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
-        let names: Vec<String> = (0..z.len()).map(|i| z.by_index(i).unwrap().name().unwrap().to_string()).collect();
+        let names: Vec<String> = (0..z.len())
+            .map(|i| z.by_index(i).unwrap().name().unwrap().to_string())
+            .collect();
         assert!(names.contains(&"tlsforge_probe_pkg/__init__.py".to_string()));
         assert!(names.contains(&"tlsforge_probe_pkg-1.0.dist-info/RECORD".to_string()));
         let mut rec = String::new();
-        std::io::Read::read_to_string(&mut z.by_name("tlsforge_probe_pkg-1.0.dist-info/RECORD").unwrap(), &mut rec).unwrap();
+        std::io::Read::read_to_string(
+            &mut z
+                .by_name("tlsforge_probe_pkg-1.0.dist-info/RECORD")
+                .unwrap(),
+            &mut rec,
+        )
+        .unwrap();
         assert!(rec.contains("tlsforge_probe_pkg/__init__.py,sha256="));
         assert_eq!(b64url_nopad(&[0xfb, 0xff]), "-_8");
     }

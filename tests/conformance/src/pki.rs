@@ -202,14 +202,21 @@ fn raw_ext(oid: &str, critical: bool, value: &[u8]) -> Result<X509Extension> {
 }
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 fn gen_key(kind: KeyType) -> Result<PKey<Private>> {
     Ok(match kind {
         KeyType::Rsa(bits) => PKey::from_rsa(Rsa::generate(bits)?)?,
         KeyType::P256 | KeyType::P384 => {
-            let nid = if kind == KeyType::P256 { Nid::X9_62_PRIME256V1 } else { Nid::SECP384R1 };
+            let nid = if kind == KeyType::P256 {
+                Nid::X9_62_PRIME256V1
+            } else {
+                Nid::SECP384R1
+            };
             let mut group = EcGroup::from_curve_name(nid)?;
             group.set_asn1_flag(Asn1Flag::NAMED_CURVE);
             PKey::from_ec_key(EcKey::generate(&group)?)?
@@ -231,7 +238,9 @@ impl Default for Factory {
 
 impl Factory {
     pub fn new() -> Factory {
-        Factory { shared: Mutex::new(HashMap::new()) }
+        Factory {
+            shared: Mutex::new(HashMap::new()),
+        }
     }
 
     fn key_for(&self, spec: &Spec) -> Result<PKey<Private>> {
@@ -291,9 +300,21 @@ impl Factory {
         }
         let ku = match spec.ku {
             Ku::Absent => None,
-            Ku::ServerRsa => Some(KeyUsage::new().critical().digital_signature().key_encipherment().build()?),
+            Ku::ServerRsa => Some(
+                KeyUsage::new()
+                    .critical()
+                    .digital_signature()
+                    .key_encipherment()
+                    .build()?,
+            ),
             Ku::Signature => Some(KeyUsage::new().critical().digital_signature().build()?),
-            Ku::Ca => Some(KeyUsage::new().critical().key_cert_sign().crl_sign().build()?),
+            Ku::Ca => Some(
+                KeyUsage::new()
+                    .critical()
+                    .key_cert_sign()
+                    .crl_sign()
+                    .build()?,
+            ),
             Ku::CertSignOnly => Some(KeyUsage::new().critical().key_cert_sign().build()?),
         };
         if let Some(ku) = ku {
@@ -301,8 +322,12 @@ impl Factory {
         }
         match spec.eku {
             Eku::Absent => {}
-            Eku::ServerAuth => b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?,
-            Eku::ClientAuth => b.append_extension(ExtendedKeyUsage::new().client_auth().build()?)?,
+            Eku::ServerAuth => {
+                b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?
+            }
+            Eku::ClientAuth => {
+                b.append_extension(ExtendedKeyUsage::new().client_auth().build()?)?
+            }
         }
         if spec.ski {
             let ext = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
@@ -310,12 +335,18 @@ impl Factory {
         }
         if spec.aki {
             if let Some(i) = issuer {
-                let ext = AuthorityKeyIdentifier::new().keyid(true).build(&b.x509v3_context(Some(&i.cert), None))?;
+                let ext = AuthorityKeyIdentifier::new()
+                    .keyid(true)
+                    .build(&b.x509v3_context(Some(&i.cert), None))?;
                 b.append_extension(ext)?;
             }
         }
         if !spec.sans.is_empty() {
-            b.append_extension(raw_ext("2.5.29.17", spec.san_critical, &general_names(&spec.sans))?)?;
+            b.append_extension(raw_ext(
+                "2.5.29.17",
+                spec.san_critical,
+                &general_names(&spec.sans),
+            )?)?;
         }
         if !spec.permitted_dns.is_empty() {
             let mut subtrees = Vec::new();
@@ -326,11 +357,18 @@ impl Factory {
             b.append_extension(raw_ext("2.5.29.30", true, &nc)?)?;
         }
         if let Some(uri) = &spec.crl_dp {
-            let dp = der(0x30, &der(0x30, &der(0xA0, &der(0xA0, &der(0x86, uri.as_bytes())))));
+            let dp = der(
+                0x30,
+                &der(0x30, &der(0xA0, &der(0xA0, &der(0x86, uri.as_bytes())))),
+            );
             b.append_extension(raw_ext("2.5.29.31", false, &dp)?)?;
         }
         if spec.must_staple {
-            b.append_extension(raw_ext("1.3.6.1.5.5.7.1.24", false, &der(0x30, &der(0x02, &[5])))?)?;
+            b.append_extension(raw_ext(
+                "1.3.6.1.5.5.7.1.24",
+                false,
+                &der(0x30, &der(0x02, &[5])),
+            )?)?;
         }
         if spec.unknown_critical_ext {
             b.append_extension(raw_ext("1.3.6.1.4.1.55555.1.1", true, &[0x05, 0x00])?)?;
@@ -351,7 +389,10 @@ impl Factory {
             }
         };
         b.sign(sign_key, md).context("signing certificate")?;
-        Ok(Issued { cert: b.build(), key })
+        Ok(Issued {
+            cert: b.build(),
+            key,
+        })
     }
 }
 
@@ -409,20 +450,49 @@ mod tests {
     fn chain_verifies_and_nul_san_is_kept() {
         let f = Factory::new();
         let root = f.issue(&Spec::ca("Root"), None).unwrap();
-        let inter = f.issue(&Spec { basic: Basic::Ca(Some(0)), ..Spec::ca("Inter") }, Some(&root)).unwrap();
+        let inter = f
+            .issue(
+                &Spec {
+                    basic: Basic::Ca(Some(0)),
+                    ..Spec::ca("Inter")
+                },
+                Some(&root),
+            )
+            .unwrap();
         let leaf = f.issue(&Spec::leaf("good.test"), Some(&inter)).unwrap();
         assert!(verify(&root.cert, &[&inter.cert], &leaf.cert));
-        let expired = f.issue(&Spec { not_before: -10, not_after: -1, ..Spec::leaf("x.test") }, Some(&inter)).unwrap();
+        let expired = f
+            .issue(
+                &Spec {
+                    not_before: -10,
+                    not_after: -1,
+                    ..Spec::leaf("x.test")
+                },
+                Some(&inter),
+            )
+            .unwrap();
         assert!(!verify(&root.cert, &[&inter.cert], &expired.cert));
 
         let nul = f
-            .issue(&Spec::leaf("nul.test").sans(vec![San::RawDns(b"nul.test\0.other.test".to_vec())]), Some(&inter))
+            .issue(
+                &Spec::leaf("nul.test").sans(vec![San::RawDns(b"nul.test\0.other.test".to_vec())]),
+                Some(&inter),
+            )
             .unwrap();
         let names = nul.cert.subject_alt_names().unwrap();
-        let raw = names.iter().next().unwrap().dnsname().map(|s| s.as_bytes().to_vec());
+        let raw = names
+            .iter()
+            .next()
+            .unwrap()
+            .dnsname()
+            .map(|s| s.as_bytes().to_vec());
         // The openssl crate refuses to give back a dNSName with a NUL inside as &str, or gives it
         // back whole; either way the NUL must be in the DER.
         let der = nul.cert.to_der().unwrap();
-        assert!(der.windows(20).any(|w| w == b"nul.test\0.other.test"), "{:?}", raw);
+        assert!(
+            der.windows(20).any(|w| w == b"nul.test\0.other.test"),
+            "{:?}",
+            raw
+        );
     }
 }

@@ -49,8 +49,13 @@ impl Drop for GroupGuard {
 /// Run `cmd` (stdin closed, output captured) for at most `timeout`.
 pub fn run_cmd(cmd: &mut Command, timeout: Duration) -> Result<Output> {
     let start = Instant::now();
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
-    let mut child = cmd.spawn().with_context(|| format!("spawning {:?}", cmd.get_program()))?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("spawning {:?}", cmd.get_program()))?;
     let pgid = child.id() as i32;
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
@@ -82,7 +87,13 @@ pub fn run_cmd(cmd: &mut Command, timeout: Duration) -> Result<Output> {
     let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
     let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
     drop(guard);
-    Ok(Output { status, stdout, stderr, timed_out, elapsed: start.elapsed() })
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+        timed_out,
+        elapsed: start.elapsed(),
+    })
 }
 
 /// The environment every interpreter under test gets: the caller's, minus anything that would
@@ -94,7 +105,14 @@ pub fn probe_env(cmd: &mut Command) {
             cmd.env_remove(&k);
         }
     }
-    for k in ["SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "VIRTUAL_ENV", "__PYVENV_LAUNCHER__"] {
+    for k in [
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "VIRTUAL_ENV",
+        "__PYVENV_LAUNCHER__",
+    ] {
         cmd.env_remove(k);
     }
     cmd.env("PYTHONIOENCODING", "utf-8");
@@ -111,7 +129,10 @@ pub struct Permit<'a>(&'a Semaphore);
 
 impl Semaphore {
     pub fn new(n: usize) -> Semaphore {
-        Semaphore { n: Mutex::new(n.max(1)), cv: Condvar::new() }
+        Semaphore {
+            n: Mutex::new(n.max(1)),
+            cv: Condvar::new(),
+        }
     }
     pub fn acquire(&self) -> Permit<'_> {
         let mut n = self.n.lock().unwrap();
@@ -134,7 +155,9 @@ pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new(prefix: &str) -> Result<TempDir> {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .subsec_nanos();
         let p = std::env::temp_dir().join(format!("{}-{}-{}", prefix, std::process::id(), nanos));
         std::fs::create_dir_all(&p)?;
         Ok(TempDir(p))

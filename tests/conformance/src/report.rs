@@ -31,14 +31,29 @@ impl Expect {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Observed {
-    Accept { version: Option<String>, cipher: Option<String>, alpn: Option<String> },
-    Refuse { class: String, message: String },
+    Accept {
+        version: Option<String>,
+        cipher: Option<String>,
+        alpn: Option<String>,
+    },
+    Refuse {
+        class: String,
+        message: String,
+    },
     /// The probe hung: a hang is a failure, never a pass.
-    Timeout { message: String },
+    Timeout {
+        message: String,
+    },
     /// The probe could not run the case (crash, connection refused, ...).
-    Error { message: String },
-    Check { ok: bool },
-    NotServable { reason: String },
+    Error {
+        message: String,
+    },
+    Check {
+        ok: bool,
+    },
+    NotServable {
+        reason: String,
+    },
 }
 
 impl Observed {
@@ -56,7 +71,11 @@ impl Observed {
     }
     pub fn describe(&self) -> String {
         match self {
-            Observed::Accept { version, cipher, alpn } => {
+            Observed::Accept {
+                version,
+                cipher,
+                alpn,
+            } => {
                 let mut v = vec!["accepted".to_string()];
                 for x in [version, cipher, alpn].into_iter().flatten() {
                     v.push(x.clone());
@@ -136,10 +155,15 @@ pub struct Report {
 
 impl Report {
     fn is_reference(&self, name: &str) -> bool {
-        self.interpreters.iter().any(|i| i.name == name && i.reference)
+        self.interpreters
+            .iter()
+            .any(|i| i.name == name && i.reference)
     }
     fn count(&self, v: Verdict) -> usize {
-        self.results.iter().filter(|r| r.verdict == v && !self.is_reference(&r.interpreter)).count()
+        self.results
+            .iter()
+            .filter(|r| r.verdict == v && !self.is_reference(&r.interpreter))
+            .count()
     }
     /// Mismatches of non-reference interpreters (what fails a run).
     pub fn mismatches(&self) -> usize {
@@ -152,7 +176,9 @@ impl Report {
         self.count(Verdict::NotServable)
     }
     pub fn result(&self, case: &str, interp: &str) -> Option<&CaseResult> {
-        self.results.iter().find(|r| r.case == case && r.interpreter == interp)
+        self.results
+            .iter()
+            .find(|r| r.case == case && r.interpreter == interp)
     }
     pub fn summary_line(&self) -> String {
         format!("{} passed, {} failed", self.passed(), self.mismatches())
@@ -176,19 +202,45 @@ impl Report {
     pub fn table(&self) -> String {
         let mut out = String::new();
         let title_w = 52;
-        let id_w = self.cases.iter().map(|c| c.id.len()).max().unwrap_or(0).max(5);
-        let col_w: Vec<usize> = self.interpreters.iter().map(|i| i.name.len().max(9)).collect();
-        out.push_str(&format!("{:<id_w$} {:<title_w$} {:<6}", "case", "scenario", "expect"));
+        let id_w = self
+            .cases
+            .iter()
+            .map(|c| c.id.len())
+            .max()
+            .unwrap_or(0)
+            .max(5);
+        let col_w: Vec<usize> = self
+            .interpreters
+            .iter()
+            .map(|i| i.name.len().max(9))
+            .collect();
+        out.push_str(&format!(
+            "{:<id_w$} {:<title_w$} {:<6}",
+            "case", "scenario", "expect"
+        ));
         for (i, w) in self.interpreters.iter().zip(&col_w) {
-            let name = if i.reference { format!("{}*", i.name) } else { i.name.clone() };
+            let name = if i.reference {
+                format!("{}*", i.name)
+            } else {
+                i.name.clone()
+            };
             out.push_str(&format!(" {:<w$}", name, w = w + 1));
         }
         out.push('\n');
         for c in &self.cases {
             let title: String = c.title.chars().take(title_w).collect();
-            out.push_str(&format!("{:<id_w$} {:<title_w$} {:<6}", c.id, title, c.expect.short()));
+            out.push_str(&format!(
+                "{:<id_w$} {:<title_w$} {:<6}",
+                c.id,
+                title,
+                c.expect.short()
+            ));
             for (i, w) in self.interpreters.iter().zip(&col_w) {
-                out.push_str(&format!(" {:<w$}", self.cell(self.result(&c.id, &i.name), i.reference), w = w + 1));
+                out.push_str(&format!(
+                    " {:<w$}",
+                    self.cell(self.result(&c.id, &i.name), i.reference),
+                    w = w + 1
+                ));
             }
             out.push('\n');
         }
@@ -233,14 +285,21 @@ impl Report {
                 out.push_str(&format!("    {:<16} {}\n", i.name, i.pip_note));
             }
         }
-        let ns: Vec<&CaseResult> = self.results.iter().filter(|r| r.verdict == Verdict::NotServable).collect();
+        let ns: Vec<&CaseResult> = self
+            .results
+            .iter()
+            .filter(|r| r.verdict == Verdict::NotServable)
+            .collect();
         if !ns.is_empty() {
             out.push_str("not servable:\n");
             let mut seen = std::collections::BTreeSet::new();
             for r in ns {
                 let reason = r.observed.describe();
                 if seen.insert((r.case.clone(), reason.clone())) {
-                    out.push_str(&format!("    {:<4} {} ({})\n", r.case, reason, r.interpreter));
+                    out.push_str(&format!(
+                        "    {:<4} {} ({})\n",
+                        r.case, reason, r.interpreter
+                    ));
                 }
             }
         }
@@ -254,7 +313,12 @@ impl Report {
 
     /// Self-contained HTML matrix (no external assets).
     pub fn html(&self) -> String {
-        let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+        let esc = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+        };
         let mut h = String::new();
         h.push_str("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>tlsforge TLS client conformance</title>\n<style>\n");
         h.push_str("body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;font-size:13px}");
@@ -270,7 +334,11 @@ impl Report {
         ));
         h.push_str("<table><tr><th>interpreter</th><th>python</th><th>OpenSSL</th><th>mismatches</th><th>wall</th><th>ClientHello rating</th><th>pip</th></tr>\n");
         for i in &self.interpreters {
-            let n = self.results.iter().filter(|r| r.interpreter == i.name && r.verdict == Verdict::Mismatch).count();
+            let n = self
+                .results
+                .iter()
+                .filter(|r| r.interpreter == i.name && r.verdict == Verdict::Mismatch)
+                .count();
             h.push_str(&format!(
                 "<tr><td>{}{}</td><td>{}<br><span class=small>{}</span></td><td>{}</td><td>{}</td><td>{:.1} s</td><td class=small>{}</td><td class=small>{}</td></tr>\n",
                 esc(&i.name),
@@ -284,13 +352,19 @@ impl Report {
                 esc(&i.pip_note)
             ));
         }
-        h.push_str("</table>\n<h2>Matrix</h2>\n<table><tr><th>#</th><th>scenario</th><th>expect</th>");
+        h.push_str(
+            "</table>\n<h2>Matrix</h2>\n<table><tr><th>#</th><th>scenario</th><th>expect</th>",
+        );
         for i in &self.interpreters {
             h.push_str(&format!(
                 "<th{}>{}{}</th>",
                 if i.reference { " class=ref" } else { "" },
                 esc(&i.name),
-                if i.reference { "<br><span class=small>reference</span>" } else { "" }
+                if i.reference {
+                    "<br><span class=small>reference</span>"
+                } else {
+                    ""
+                }
             ));
         }
         h.push_str("</tr>\n");
@@ -333,10 +407,17 @@ mod tests {
     use super::*;
 
     fn accept() -> Observed {
-        Observed::Accept { version: Some("TLSv1.3".into()), cipher: None, alpn: None }
+        Observed::Accept {
+            version: Some("TLSv1.3".into()),
+            cipher: None,
+            alpn: None,
+        }
     }
     fn refuse() -> Observed {
-        Observed::Refuse { class: "SSLCertVerificationError".into(), message: "x".into() }
+        Observed::Refuse {
+            class: "SSLCertVerificationError".into(),
+            message: "x".into(),
+        }
     }
 
     #[test]
@@ -347,25 +428,71 @@ mod tests {
         assert_eq!(judge(&Expect::Accept, &refuse()), Verdict::Mismatch);
         // A hang or a probe error is never a pass, whatever was expected.
         for e in [Expect::Accept, Expect::Refuse, Expect::Check] {
-            assert_eq!(judge(&e, &Observed::Timeout { message: "t".into() }), Verdict::Mismatch);
-            assert_eq!(judge(&e, &Observed::Error { message: "e".into() }), Verdict::Mismatch);
-            assert_eq!(judge(&e, &Observed::NotServable { reason: "r".into() }), Verdict::NotServable);
+            assert_eq!(
+                judge(
+                    &e,
+                    &Observed::Timeout {
+                        message: "t".into()
+                    }
+                ),
+                Verdict::Mismatch
+            );
+            assert_eq!(
+                judge(
+                    &e,
+                    &Observed::Error {
+                        message: "e".into()
+                    }
+                ),
+                Verdict::Mismatch
+            );
+            assert_eq!(
+                judge(&e, &Observed::NotServable { reason: "r".into() }),
+                Verdict::NotServable
+            );
         }
-        assert_eq!(judge(&Expect::AcceptAlpn("h2".into()), &accept()), Verdict::Mismatch);
-        let h2 = Observed::Accept { version: None, cipher: None, alpn: Some("h2".into()) };
+        assert_eq!(
+            judge(&Expect::AcceptAlpn("h2".into()), &accept()),
+            Verdict::Mismatch
+        );
+        let h2 = Observed::Accept {
+            version: None,
+            cipher: None,
+            alpn: Some("h2".into()),
+        };
         assert_eq!(judge(&Expect::AcceptAlpn("h2".into()), &h2), Verdict::Pass);
-        assert_eq!(judge(&Expect::Check, &Observed::Check { ok: false }), Verdict::Mismatch);
-        assert_eq!(judge(&Expect::Check, &Observed::Check { ok: true }), Verdict::Pass);
+        assert_eq!(
+            judge(&Expect::Check, &Observed::Check { ok: false }),
+            Verdict::Mismatch
+        );
+        assert_eq!(
+            judge(&Expect::Check, &Observed::Check { ok: true }),
+            Verdict::Pass
+        );
     }
 
     #[test]
     fn fabricated_wrong_result_is_a_mismatch_and_reference_is_not_counted() {
         let mut r = Report::default();
         for (n, reference) in [("ours", false), ("system", true)] {
-            r.interpreters.push(InterpreterReport { name: n.into(), reference, ..Default::default() });
+            r.interpreters.push(InterpreterReport {
+                name: n.into(),
+                reference,
+                ..Default::default()
+            });
         }
-        r.cases.push(CaseInfo { id: "22".into(), title: "no SAN, CN = host".into(), expect: Expect::Refuse, origin: "catalogue".into() });
-        r.cases.push(CaseInfo { id: "01".into(), title: "good".into(), expect: Expect::Accept, origin: "catalogue".into() });
+        r.cases.push(CaseInfo {
+            id: "22".into(),
+            title: "no SAN, CN = host".into(),
+            expect: Expect::Refuse,
+            origin: "catalogue".into(),
+        });
+        r.cases.push(CaseInfo {
+            id: "01".into(),
+            title: "good".into(),
+            expect: Expect::Accept,
+            origin: "catalogue".into(),
+        });
         for interp in ["ours", "system"] {
             // Both wrongly accept the CN-only certificate.
             r.results.push(CaseResult {

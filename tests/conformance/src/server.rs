@@ -14,7 +14,8 @@ use anyhow::{Context, Result};
 use openssl::dh::Dh;
 use openssl::pkey::{PKey, Params, Private};
 use openssl::ssl::{
-    AlpnError, NameType, Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions, SslVerifyMode, SslVersion,
+    AlpnError, NameType, Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions, SslVerifyMode,
+    SslVersion,
 };
 use openssl::x509::X509;
 
@@ -39,26 +40,35 @@ impl Listener {
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let handler = Arc::new(handler);
-        let thread = std::thread::Builder::new().name(format!("srv-{}", port)).spawn(move || {
-            for conn in l.incoming() {
-                if stop2.load(Ordering::SeqCst) {
-                    break;
+        let thread = std::thread::Builder::new()
+            .name(format!("srv-{}", port))
+            .spawn(move || {
+                for conn in l.incoming() {
+                    if stop2.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
+                    let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
+                    let h = handler.clone();
+                    let _ = std::thread::Builder::new()
+                        .stack_size(256 * 1024)
+                        .spawn(move || h(conn));
                 }
-                let Ok(conn) = conn else { continue };
-                let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
-                let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
-                let h = handler.clone();
-                let _ = std::thread::Builder::new().stack_size(256 * 1024).spawn(move || h(conn));
-            }
-        })?;
-        Ok(Listener { port, stop, thread: Some(thread) })
+            })?;
+        Ok(Listener {
+            port,
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(&([127, 0, 0, 1], self.port).into(), Duration::from_secs(1));
+        let _ =
+            TcpStream::connect_timeout(&([127, 0, 0, 1], self.port).into(), Duration::from_secs(1));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -101,8 +111,16 @@ pub enum DhGroup {
 pub fn make_dh(g: DhGroup) -> Result<Dh<Params>> {
     use openssl::bn::BigNum;
     Ok(match g {
-        DhGroup::Modp1024 => Dh::from_pqg(BigNum::get_rfc2409_prime_1024()?, None, BigNum::from_u32(2)?)?,
-        DhGroup::Modp2048 => Dh::from_pqg(BigNum::get_rfc3526_prime_2048()?, None, BigNum::from_u32(2)?)?,
+        DhGroup::Modp1024 => Dh::from_pqg(
+            BigNum::get_rfc2409_prime_1024()?,
+            None,
+            BigNum::from_u32(2)?,
+        )?,
+        DhGroup::Modp2048 => Dh::from_pqg(
+            BigNum::get_rfc3526_prime_2048()?,
+            None,
+            BigNum::from_u32(2)?,
+        )?,
         DhGroup::Generated(bits) => Dh::generate_params(bits, 2)?,
     })
 }
@@ -158,10 +176,12 @@ fn context(spec: &TlsSpec, chain: &Chain) -> Result<SslContextBuilder> {
     b.set_min_proto_version(spec.min).context("min protocol")?;
     b.set_max_proto_version(spec.max).context("max protocol")?;
     if let Some(c) = &spec.ciphers {
-        b.set_cipher_list(c).with_context(|| format!("cipher list {}", c))?;
+        b.set_cipher_list(c)
+            .with_context(|| format!("cipher list {}", c))?;
     }
     if let Some(s) = &spec.suites13 {
-        b.set_ciphersuites(s).with_context(|| format!("TLS 1.3 suites {}", s))?;
+        b.set_ciphersuites(s)
+            .with_context(|| format!("TLS 1.3 suites {}", s))?;
     }
     if let Some(l) = spec.seclevel {
         b.set_security_level(l);
@@ -171,11 +191,14 @@ fn context(spec: &TlsSpec, chain: &Chain) -> Result<SslContextBuilder> {
         b.set_tmp_dh(&dh).context("DH parameters")?;
     }
     if let Some(g) = &spec.groups {
-        b.set_groups_list(g).with_context(|| format!("groups {}", g))?;
+        b.set_groups_list(g)
+            .with_context(|| format!("groups {}", g))?;
     }
-    b.set_certificate(&chain.certs[0]).context("server certificate")?;
+    b.set_certificate(&chain.certs[0])
+        .context("server certificate")?;
     for c in &chain.certs[1..] {
-        b.add_extra_chain_cert(c.clone()).context("chain certificate")?;
+        b.add_extra_chain_cert(c.clone())
+            .context("chain certificate")?;
     }
     b.set_private_key(&chain.key).context("server key")?;
     b.check_private_key()?;
@@ -287,7 +310,9 @@ pub type Captures = Arc<Mutex<Vec<Result<ClientHello, String>>>>;
 /// fatal handshake_failure alert.
 pub fn start_inspector(captures: Captures) -> Result<Listener> {
     Listener::spawn(move |mut tcp| {
-        let r = read_client_hello(&mut tcp, Duration::from_secs(8)).map(|(h, _)| h).map_err(|e| format!("{:#}", e));
+        let r = read_client_hello(&mut tcp, Duration::from_secs(8))
+            .map(|(h, _)| h)
+            .map_err(|e| format!("{:#}", e));
         captures.lock().unwrap().push(r);
         let _ = tcp.write_all(&[21, 3, 3, 0, 2, 2, 40]);
         let _ = tcp.shutdown(Shutdown::Both);
@@ -300,7 +325,10 @@ pub enum Script {
     /// TLS 1.2 ServerHello choosing one of these suites (the first the client offered, else the
     /// first listed). A client that did not offer it must abort; one that did waits for the
     /// server's Certificate, i.e. it accepted.
-    Suites { label: &'static str, codes: &'static [u16] },
+    Suites {
+        label: &'static str,
+        codes: &'static [u16],
+    },
     /// ServerHello with version SSL 3.0.
     Ssl3,
     /// A full TLS 1.2 DHE-RSA first flight (ServerHello, Certificate, ServerKeyExchange with a
@@ -395,15 +423,37 @@ pub fn weak_dh_key(bits: u32) -> Result<WeakDhKey> {
         p
     };
     let dh = Dh::from_pqg(p, None, BigNum::from_u32(2)?)?.generate_key()?;
-    Ok(WeakDhKey { p: dh.prime_p().to_vec(), g: dh.generator().to_vec(), ys: dh.public_key().to_vec() })
+    Ok(WeakDhKey {
+        p: dh.prime_p().to_vec(),
+        g: dh.generator().to_vec(),
+        ys: dh.public_key().to_vec(),
+    })
 }
 
 /// The server's first flight for `script` in answer to `hello`.
-pub fn server_flight(script: &Script, hello: &ClientHello, dh: Option<&WeakDhKey>) -> Result<Vec<u8>> {
-    let pick = |codes: &[u16]| codes.iter().copied().find(|c| hello.cipher_suites.contains(c)).unwrap_or(codes[0]);
+pub fn server_flight(
+    script: &Script,
+    hello: &ClientHello,
+    dh: Option<&WeakDhKey>,
+) -> Result<Vec<u8>> {
+    let pick = |codes: &[u16]| {
+        codes
+            .iter()
+            .copied()
+            .find(|c| hello.cipher_suites.contains(c))
+            .unwrap_or(codes[0])
+    };
     let (version, suite) = match script {
         Script::Suites { codes, .. } => (0x0303u16, pick(codes)),
-        Script::Ssl3 => (0x0300, hello.cipher_suites.iter().copied().find(|c| (*c >> 8) != 0x13 && *c != 0x00FF).unwrap_or(0x002F)),
+        Script::Ssl3 => (
+            0x0300,
+            hello
+                .cipher_suites
+                .iter()
+                .copied()
+                .find(|c| (*c >> 8) != 0x13 && *c != 0x00FF)
+                .unwrap_or(0x002F),
+        ),
         Script::WeakDh { .. } => (0x0303, pick(DHE_RSA_SUITES)),
     };
     let mut random = [0u8; 32];
@@ -428,7 +478,8 @@ pub fn server_flight(script: &Script, hello: &ClientHello, dh: Option<&WeakDhKey
         let mut params = v16(&dh.p);
         params.extend(v16(&dh.g));
         params.extend(v16(&dh.ys));
-        let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &chain.key)?;
+        let mut signer =
+            openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &chain.key)?;
         signer.update(&hello.random)?;
         signer.update(&random)?;
         signer.update(&params)?;
@@ -439,7 +490,11 @@ pub fn server_flight(script: &Script, hello: &ClientHello, dh: Option<&WeakDhKey
         flight.extend(handshake(12, &ske));
         flight.extend(handshake(14, &[]));
     }
-    Ok(record(22, if version == 0x0300 { 0x0300 } else { 0x0303 }, &flight))
+    Ok(record(
+        22,
+        if version == 0x0300 { 0x0300 } else { 0x0303 },
+        &flight,
+    ))
 }
 
 pub fn start_scripted(script: Script, log: ScriptLog) -> Result<Listener> {
@@ -451,14 +506,19 @@ pub fn start_scripted(script: Script, log: ScriptLog) -> Result<Listener> {
         let hello = match read_client_hello(&mut tcp, Duration::from_secs(8)) {
             Ok((h, _)) => h,
             Err(e) => {
-                log.lock().unwrap().push((None, ScriptObs::NoHello(format!("{:#}", e))));
+                log.lock()
+                    .unwrap()
+                    .push((None, ScriptObs::NoHello(format!("{:#}", e))));
                 return;
             }
         };
         let flight = match server_flight(&script, &hello, dh.as_ref()) {
             Ok(f) => f,
             Err(e) => {
-                log.lock().unwrap().push((Some(hello), ScriptObs::NoHello(format!("building the flight: {:#}", e))));
+                log.lock().unwrap().push((
+                    Some(hello),
+                    ScriptObs::NoHello(format!("building the flight: {:#}", e)),
+                ));
                 return;
             }
         };
@@ -479,7 +539,12 @@ pub fn start_scripted(script: Script, log: ScriptLog) -> Result<Listener> {
                         break ScriptObs::Proceeded(got[0]);
                     }
                 }
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
                     break ScriptObs::Continued
                 }
                 Err(_) => break ScriptObs::Closed,
@@ -539,11 +604,23 @@ mod tests {
             let _ = b.build().connect("dh.test", tcp);
             wait_for(&log).1
         };
-        assert_eq!(connect(Script::Suites { label: "RC4", codes: RC4_SUITES }), ScriptObs::Alert(2, 47));
+        assert_eq!(
+            connect(Script::Suites {
+                label: "RC4",
+                codes: RC4_SUITES
+            }),
+            ScriptObs::Alert(2, 47)
+        );
         // A real OpenSSL client takes the scripted 2048-bit DHE flight: it proves the flight is
         // well-formed, so a refusal of the 512-bit one is about the group size.
-        let chain = Chain { certs: vec![leaf.cert.clone()], key: leaf.key.clone() };
-        assert_eq!(connect(Script::WeakDh { chain, bits: 2048 }), ScriptObs::Proceeded(22));
+        let chain = Chain {
+            certs: vec![leaf.cert.clone()],
+            key: leaf.key.clone(),
+        };
+        assert_eq!(
+            connect(Script::WeakDh { chain, bits: 2048 }),
+            ScriptObs::Proceeded(22)
+        );
     }
 
     #[test]
@@ -552,7 +629,10 @@ mod tests {
         let root = f.issue(&Spec::ca("Root"), None).unwrap();
         let wrong = f.issue(&Spec::leaf("default.test"), Some(&root)).unwrap();
         let right = f.issue(&Spec::leaf("sni.test"), Some(&root)).unwrap();
-        let chain = |i: &crate::pki::Issued| Chain { certs: vec![i.cert.clone()], key: i.key.clone() };
+        let chain = |i: &crate::pki::Issued| Chain {
+            certs: vec![i.cert.clone()],
+            key: i.key.clone(),
+        };
         let spec = TlsSpec {
             sni: Some(("sni.test".into(), chain(&right))),
             alpn: Some(vec!["h2".into(), "http/1.1".into()]),
@@ -563,7 +643,10 @@ mod tests {
         b.cert_store_mut().add_cert(root.cert.clone()).unwrap();
         b.set_alpn_protos(b"\x08http/1.1\x02h2").unwrap();
         let tcp = TcpStream::connect(("127.0.0.1", l.port)).unwrap();
-        let mut s = b.build().connect("sni.test", tcp).expect("handshake with the SNI certificate");
+        let mut s = b
+            .build()
+            .connect("sni.test", tcp)
+            .expect("handshake with the SNI certificate");
         assert_eq!(s.ssl().selected_alpn_protocol(), Some(&b"h2"[..]));
         s.write_all(b"PING\n").unwrap();
         let mut buf = [0u8; 5];

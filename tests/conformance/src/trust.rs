@@ -32,7 +32,9 @@ fn unshare_prefix() -> Result<Vec<String>, String> {
                 let r = Command::new("unshare").args(&args).arg("true").output();
                 match r {
                     Ok(o) if o.status.success() => {
-                        return Ok(std::iter::once("unshare".to_string()).chain(args.iter().map(|s| s.to_string())).collect())
+                        return Ok(std::iter::once("unshare".to_string())
+                            .chain(args.iter().map(|s| s.to_string()))
+                            .collect())
                     }
                     Ok(o) => last = String::from_utf8_lossy(&o.stderr).trim().to_string(),
                     Err(e) => last = e.to_string(),
@@ -48,7 +50,15 @@ fn q(p: &Path) -> String {
 }
 
 /// The command that runs `probe.py cases.json` with the fake system store, or why it can't.
-pub fn command(python: &Path, probe: &Path, cases: &Path, meta: &Value, bundle: &Path, hashed_dir: &Path, work: &Path) -> Result<(Command, String), String> {
+pub fn command(
+    python: &Path,
+    probe: &Path,
+    cases: &Path,
+    meta: &Value,
+    bundle: &Path,
+    hashed_dir: &Path,
+    work: &Path,
+) -> Result<(Command, String), String> {
     let prefix = unshare_prefix()?;
     let vp = &meta["verify_paths"];
     let s = |k: &str| vp[k].as_str().map(PathBuf::from);
@@ -69,7 +79,10 @@ pub fn command(python: &Path, probe: &Path, cases: &Path, meta: &Value, bundle: 
                 std::fs::create_dir_all(&ovl).map_err(|e| e.to_string())?;
                 std::fs::create_dir_all(&orig).map_err(|e| e.to_string())?;
                 let mut subdirs = Vec::new();
-                for e in std::fs::read_dir(parent).map_err(|e| e.to_string())?.flatten() {
+                for e in std::fs::read_dir(parent)
+                    .map_err(|e| e.to_string())?
+                    .flatten()
+                {
                     let ft = e.file_type().map_err(|e| e.to_string())?;
                     let dst = ovl.join(e.file_name());
                     if ft.is_symlink() {
@@ -82,13 +95,22 @@ pub fn command(python: &Path, probe: &Path, cases: &Path, meta: &Value, bundle: 
                         let _ = std::fs::copy(e.path(), &dst);
                     }
                 }
-                std::fs::copy(bundle, ovl.join(cafile.file_name().unwrap())).map_err(|e| e.to_string())?;
+                std::fs::copy(bundle, ovl.join(cafile.file_name().unwrap()))
+                    .map_err(|e| e.to_string())?;
                 script.push_str(&format!("mount --bind {} {}\n", q(parent), q(&orig)));
                 script.push_str(&format!("mount --bind {} {}\n", q(&ovl), q(parent)));
                 for sd in subdirs {
-                    script.push_str(&format!("mount --bind {} {}\n", q(&orig.join(&sd)), q(&parent.join(&sd))));
+                    script.push_str(&format!(
+                        "mount --bind {} {}\n",
+                        q(&orig.join(&sd)),
+                        q(&parent.join(&sd))
+                    ));
                 }
-                notes.push(format!("{} did not exist: overlaid {}", cafile.display(), parent.display()));
+                notes.push(format!(
+                    "{} did not exist: overlaid {}",
+                    cafile.display(),
+                    parent.display()
+                ));
             }
         }
     }
@@ -110,7 +132,13 @@ pub fn command(python: &Path, probe: &Path, cases: &Path, meta: &Value, bundle: 
     }
     script.push_str("exec \"$0\" \"$1\" \"$2\" 8\n");
     let mut cmd = Command::new(&prefix[0]);
-    cmd.args(&prefix[1..]).arg("sh").arg("-c").arg(script).arg(python).arg(probe).arg(cases);
+    cmd.args(&prefix[1..])
+        .arg("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(python)
+        .arg(probe)
+        .arg(cases);
     Ok((cmd, notes.join("; ")))
 }
 
@@ -140,8 +168,16 @@ pub enum Layout {
 const LAYOUT_TREES: &[&str] = &["/etc/ssl", "/etc/pki", "/private", "/etc/crypto-policies"];
 
 impl Layout {
-    pub const ALL: &'static [Layout] =
-        &[Layout::Debian, Layout::Rhel, Layout::Suse, Layout::Alpine, Layout::Macos, Layout::MacosPrivate, Layout::FedoraCnf, Layout::Empty];
+    pub const ALL: &'static [Layout] = &[
+        Layout::Debian,
+        Layout::Rhel,
+        Layout::Suse,
+        Layout::Alpine,
+        Layout::Macos,
+        Layout::MacosPrivate,
+        Layout::FedoraCnf,
+        Layout::Empty,
+    ];
 
     pub fn id(&self) -> &'static str {
         match self {
@@ -180,7 +216,13 @@ impl Layout {
     }
 
     /// (regular files holding the test root, symlinks as (link, target), openssl.cnf copies).
-    fn contents(&self) -> (&'static [&'static str], &'static [(&'static str, &'static str)], &'static [&'static str]) {
+    fn contents(
+        &self,
+    ) -> (
+        &'static [&'static str],
+        &'static [(&'static str, &'static str)],
+        &'static [&'static str],
+    ) {
         const FEDORA_LINKS: &[(&str, &str)] = &[("/etc/ssl/certs", "/etc/pki/tls/certs")];
         match self {
             Layout::Debian => (&["/etc/ssl/certs/ca-certificates.crt"], &[], &[]),
@@ -189,7 +231,11 @@ impl Layout {
             Layout::Alpine => (&["/etc/ssl/cert.pem"], &[], &[]),
             // /etc/ssl itself is the symlink: made in the overlay's upper layer, see layout_command.
             Layout::Macos | Layout::MacosPrivate => (&["/private/etc/ssl/cert.pem"], &[], &[]),
-            Layout::FedoraCnf => (&["/etc/pki/tls/certs/ca-bundle.crt"], FEDORA_LINKS, &["/etc/pki/tls/openssl.cnf", "/etc/ssl/openssl.cnf"]),
+            Layout::FedoraCnf => (
+                &["/etc/pki/tls/certs/ca-bundle.crt"],
+                FEDORA_LINKS,
+                &["/etc/pki/tls/openssl.cnf", "/etc/ssl/openssl.cnf"],
+            ),
             Layout::Empty => (&[], &[], &[]),
         }
     }
@@ -240,7 +286,11 @@ pub fn write_layout_files(dir: &Path, bundle: &Path) -> std::io::Result<LayoutFi
     let fedora_policy = dir.join("fedora-opensslcnf.config");
     std::fs::write(&fedora_cnf, FEDORA_OPENSSL_CNF)?;
     std::fs::write(&fedora_policy, FEDORA_OPENSSLCNF_CONFIG)?;
-    Ok(LayoutFiles { bundle: bundle.to_path_buf(), fedora_cnf, fedora_policy })
+    Ok(LayoutFiles {
+        bundle: bundle.to_path_buf(),
+        fedora_cnf,
+        fedora_policy,
+    })
 }
 
 fn under_layout_trees(p: &Path) -> bool {
@@ -254,7 +304,9 @@ fn outside_locations(meta: &Value) -> Vec<(PathBuf, bool)> {
     let mut out: Vec<(PathBuf, bool)> = Vec::new();
     for k in ["openssl_cafile", "cafile", "openssl_capath", "capath"] {
         let Some(p) = vp[k].as_str() else { continue };
-        let Ok(c) = std::fs::canonicalize(p) else { continue };
+        let Ok(c) = std::fs::canonicalize(p) else {
+            continue;
+        };
         if under_layout_trees(&c) || out.iter().any(|(x, _)| *x == c) {
             continue;
         }
@@ -309,7 +361,13 @@ pub fn layout_command(
     std::fs::create_dir_all(&w).map_err(|e| format!("{}: {}", w.display(), e))?;
     let (s, notes) = layout_script(layout, meta, files, &w);
     let mut cmd = Command::new(&prefix[0]);
-    cmd.args(&prefix[1..]).arg("sh").arg("-c").arg(s).arg(python).arg(probe).arg(cases);
+    cmd.args(&prefix[1..])
+        .arg("sh")
+        .arg("-c")
+        .arg(s)
+        .arg(python)
+        .arg(probe)
+        .arg(cases);
     Ok((cmd, notes))
 }
 
@@ -320,7 +378,10 @@ fn layout_script(layout: Layout, meta: &Value, files: &LayoutFiles, w: &Path) ->
     let w = w.to_path_buf();
     let mut s = String::from("set -e\nmount --make-rprivate /\n");
     // The overlay's upper layer, on a tmpfs that vanishes with the namespace.
-    s.push_str(&format!("mount -t tmpfs -o mode=755 tmpfs {w}\nmkdir -p {w}/u/pki {w}/w\n", w = q(&w)));
+    s.push_str(&format!(
+        "mount -t tmpfs -o mode=755 tmpfs {w}\nmkdir -p {w}/u/pki {w}/w\n",
+        w = q(&w)
+    ));
     if layout == Layout::FedoraCnf {
         s.push_str(&format!(
             "mkdir -p {w}/u/crypto-policies/back-ends\ncp {p} {w}/u/crypto-policies/back-ends/opensslcnf.config\n",
@@ -332,7 +393,10 @@ fn layout_script(layout: Layout, meta: &Value, files: &LayoutFiles, w: &Path) ->
         // A non-directory in the upper layer hides the lower /etc/ssl directory.
         s.push_str(&format!("ln -s /private/etc/ssl {}/u/ssl\n", q(&w)));
     }
-    s.push_str(&format!("mount -t overlay overlay -o lowerdir=/etc,upperdir={w}/u,workdir={w}/w /etc\n", w = q(&w)));
+    s.push_str(&format!(
+        "mount -t overlay overlay -o lowerdir=/etc,upperdir={w}/u,workdir={w}/w /etc\n",
+        w = q(&w)
+    ));
     if layout != Layout::Macos {
         s.push_str("mount -t tmpfs -o mode=755 tmpfs /etc/ssl\n");
     }
@@ -357,7 +421,11 @@ fn layout_script(layout: Layout, meta: &Value, files: &LayoutFiles, w: &Path) ->
         mkparent(&mut s, target);
         s.push_str(&format!("mkdir -p {}\n", q(Path::new(target))));
         mkparent(&mut s, link);
-        s.push_str(&format!("ln -s {} {}\n", q(Path::new(target)), q(Path::new(link))));
+        s.push_str(&format!(
+            "ln -s {} {}\n",
+            q(Path::new(target)),
+            q(Path::new(link))
+        ));
     }
     for b in bundles {
         mkparent(&mut s, b);
@@ -365,7 +433,11 @@ fn layout_script(layout: Layout, meta: &Value, files: &LayoutFiles, w: &Path) ->
     }
     for c in cnfs {
         mkparent(&mut s, c);
-        s.push_str(&format!("cp {} {}\n", q(&files.fedora_cnf), q(Path::new(c))));
+        s.push_str(&format!(
+            "cp {} {}\n",
+            q(&files.fedora_cnf),
+            q(Path::new(c))
+        ));
     }
     s.push_str("exec \"$0\" \"$1\" \"$2\" 1\n");
     (s, notes.join("; "))
@@ -412,8 +484,11 @@ impl PrivateDir {
         flock(&lock, libc::LOCK_EX).map_err(|e| format!("flock {}: {}", PRIVATE_LOCK, e))?;
         if std::fs::symlink_metadata(PRIVATE).is_err() {
             std::fs::create_dir(PRIVATE).map_err(|e| format!("mkdir {}: {}", PRIVATE, e))?;
-            std::fs::write(PRIVATE_MARKER, b"created by tlsforge-conformance; removed when the last run ends\n")
-                .map_err(|e| format!("{}: {}", PRIVATE_MARKER, e))?;
+            std::fs::write(
+                PRIVATE_MARKER,
+                b"created by tlsforge-conformance; removed when the last run ends\n",
+            )
+            .map_err(|e| format!("{}: {}", PRIVATE_MARKER, e))?;
         } else if !Path::new(PRIVATE).is_dir() {
             return Err(format!("{} exists and is not a directory", PRIVATE));
         }
@@ -425,7 +500,9 @@ impl PrivateDir {
 impl Drop for PrivateDir {
     fn drop(&mut self) {
         // Last user? (Other holders keep a shared lock; the last of them to try gets it.)
-        if flock(&self.lock, libc::LOCK_EX | libc::LOCK_NB).is_ok() && Path::new(PRIVATE_MARKER).exists() {
+        if flock(&self.lock, libc::LOCK_EX | libc::LOCK_NB).is_ok()
+            && Path::new(PRIVATE_MARKER).exists()
+        {
             // Only an empty directory is removed; what someone put there since stays.
             if std::fs::remove_dir(PRIVATE).is_ok() || std::fs::symlink_metadata(PRIVATE).is_err() {
                 let _ = std::fs::remove_file(PRIVATE_MARKER);
@@ -439,7 +516,11 @@ mod tests {
     use super::*;
 
     fn script(l: Layout, meta: &Value) -> String {
-        let files = LayoutFiles { bundle: "/T/b.pem".into(), fedora_cnf: "/T/f.cnf".into(), fedora_policy: "/T/p.config".into() };
+        let files = LayoutFiles {
+            bundle: "/T/b.pem".into(),
+            fedora_cnf: "/T/f.cnf".into(),
+            fedora_policy: "/T/p.config".into(),
+        };
         layout_script(l, meta, &files, Path::new("/W")).0
     }
 
@@ -453,25 +534,51 @@ mod tests {
             let s = script(*l, &meta);
             // Every layout hides the real trees.
             assert!(s.contains("mount --make-rprivate /\n"), "{}", s);
-            assert!(s.contains("mount -t tmpfs -o mode=755 tmpfs /etc/pki\n"), "{}", s);
-            assert!(s.contains("if [ -d /private ]; then mount -t tmpfs"), "{}", s);
-            assert_eq!(s.contains("mount -t tmpfs -o mode=755 tmpfs /etc/ssl\n"), *l != Layout::Macos, "{}", s);
-            let copies: Vec<&str> = s.lines().filter(|x| x.starts_with("cp '/T/b.pem' ")).collect();
+            assert!(
+                s.contains("mount -t tmpfs -o mode=755 tmpfs /etc/pki\n"),
+                "{}",
+                s
+            );
+            assert!(
+                s.contains("if [ -d /private ]; then mount -t tmpfs"),
+                "{}",
+                s
+            );
+            assert_eq!(
+                s.contains("mount -t tmpfs -o mode=755 tmpfs /etc/ssl\n"),
+                *l != Layout::Macos,
+                "{}",
+                s
+            );
+            let copies: Vec<&str> = s
+                .lines()
+                .filter(|x| x.starts_with("cp '/T/b.pem' "))
+                .collect();
             let want: &[&str] = match l {
                 Layout::Debian => &["cp '/T/b.pem' '/etc/ssl/certs/ca-certificates.crt'"],
-                Layout::Rhel | Layout::FedoraCnf => &["cp '/T/b.pem' '/etc/pki/tls/certs/ca-bundle.crt'"],
+                Layout::Rhel | Layout::FedoraCnf => {
+                    &["cp '/T/b.pem' '/etc/pki/tls/certs/ca-bundle.crt'"]
+                }
                 Layout::Suse => &["cp '/T/b.pem' '/etc/ssl/ca-bundle.pem'"],
                 Layout::Alpine => &["cp '/T/b.pem' '/etc/ssl/cert.pem'"],
-                Layout::Macos | Layout::MacosPrivate => &["cp '/T/b.pem' '/private/etc/ssl/cert.pem'"],
+                Layout::Macos | Layout::MacosPrivate => {
+                    &["cp '/T/b.pem' '/private/etc/ssl/cert.pem'"]
+                }
                 Layout::Empty => &[],
             };
             assert_eq!(copies, want, "{}", s);
             assert!(s.ends_with("exec \"$0\" \"$1\" \"$2\" 1\n"));
         }
         assert!(script(Layout::Macos, &meta).contains("ln -s /private/etc/ssl '/W'/u/ssl\n"));
-        assert!(script(Layout::Rhel, &meta).contains("ln -s '/etc/pki/tls/certs' '/etc/ssl/certs'\n"));
+        assert!(
+            script(Layout::Rhel, &meta).contains("ln -s '/etc/pki/tls/certs' '/etc/ssl/certs'\n")
+        );
         let f = script(Layout::FedoraCnf, &meta);
-        for x in ["cp '/T/f.cnf' '/etc/pki/tls/openssl.cnf'", "cp '/T/f.cnf' '/etc/ssl/openssl.cnf'", "'/W'/u/crypto-policies/back-ends/opensslcnf.config"] {
+        for x in [
+            "cp '/T/f.cnf' '/etc/pki/tls/openssl.cnf'",
+            "cp '/T/f.cnf' '/etc/ssl/openssl.cnf'",
+            "'/W'/u/crypto-policies/back-ends/opensslcnf.config",
+        ] {
             assert!(f.contains(x), "{}", f);
         }
     }
@@ -485,15 +592,38 @@ mod tests {
             "openssl_cafile": dir.join("cert.pem"), "openssl_capath": dir.join("certs"), "cafile": "/etc/ssl/nonexistent"}});
         let s = script(Layout::Alpine, &meta);
         let _ = std::fs::remove_dir_all(&dir);
-        assert!(s.contains(&format!("mount --bind /dev/null '{}'\n", dir.join("cert.pem").display())), "{}", s);
-        assert!(s.contains(&format!("mount -t tmpfs -o mode=755 tmpfs '{}'\n", dir.join("certs").display())), "{}", s);
+        assert!(
+            s.contains(&format!(
+                "mount --bind /dev/null '{}'\n",
+                dir.join("cert.pem").display()
+            )),
+            "{}",
+            s
+        );
+        assert!(
+            s.contains(&format!(
+                "mount -t tmpfs -o mode=755 tmpfs '{}'\n",
+                dir.join("certs").display()
+            )),
+            "{}",
+            s
+        );
     }
 
     #[test]
     fn fedora_policy_has_the_keys_other_openssls_reject() {
-        for k in ["CipherString = @SECLEVEL=2:kEECDH:kRSA:", "Ciphersuites = ", "TLS.MinProtocol = TLSv1.2", "DTLS.MinProtocol", "SignatureAlgorithms = mldsa44", "Options = RHNoEnforceEMSinFIPS", "[rh-allow-sha1-signatures]"] {
+        for k in [
+            "CipherString = @SECLEVEL=2:kEECDH:kRSA:",
+            "Ciphersuites = ",
+            "TLS.MinProtocol = TLSv1.2",
+            "DTLS.MinProtocol",
+            "SignatureAlgorithms = mldsa44",
+            "Options = RHNoEnforceEMSinFIPS",
+            "[rh-allow-sha1-signatures]",
+        ] {
             assert!(FEDORA_OPENSSLCNF_CONFIG.contains(k), "{}", k);
         }
-        assert!(FEDORA_OPENSSL_CNF.contains(".include = /etc/crypto-policies/back-ends/opensslcnf.config"));
+        assert!(FEDORA_OPENSSL_CNF
+            .contains(".include = /etc/crypto-policies/back-ends/opensslcnf.config"));
     }
 }

@@ -16,7 +16,11 @@ fn system_python3_few_cases() {
     }
     let out = std::env::temp_dir().join(format!("tlsforge-conformance-it-{}", std::process::id()));
     let cfg = Config {
-        interpreters: vec![Interpreter { name: "system".into(), python: py.into(), reference: false }],
+        interpreters: vec![Interpreter {
+            name: "system".into(),
+            python: py.into(),
+            reference: false,
+        }],
         out_dir: out.clone(),
         filter: Some("01,wild,22,47".into()),
         jobs: 2,
@@ -27,7 +31,12 @@ fn system_python3_few_cases() {
     for id in ["01", "17", "18", "19", "20", "21", "22", "47"] {
         assert!(ids.contains(&id), "case {} not run:\n{}", id, table);
     }
-    let bad: Vec<&str> = report.results.iter().filter(|r| r.verdict == Verdict::Mismatch).map(|r| r.case.as_str()).collect();
+    let bad: Vec<&str> = report
+        .results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Mismatch)
+        .map(|r| r.case.as_str())
+        .collect();
     assert_eq!(bad, vec!["22"], "{}", table);
     assert_eq!(report.mismatches(), 1);
     assert!(report.passed() >= 8, "{}", table);
