@@ -187,11 +187,7 @@ fn list() -> Result<()> {
             .as_ref()
             .map(|d| format!("Debian {} {} ({})", d.package, d.version, d.suite))
             .unwrap_or_default();
-        let default = if pipeline::DEFAULT_PYTHONS.contains(&c.series.as_str()) {
-            " [default]"
-        } else {
-            ""
-        };
+        let default = if c.default { " [default]" } else { "" };
         println!(
             "  {:<8} {:>2} patches  {}  sources: {} | {}{default}",
             c.version,

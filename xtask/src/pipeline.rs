@@ -21,10 +21,6 @@ pub struct Options {
     pub require_cached: bool,
 }
 
-/// The versions built when `--python` is not given: Python 2.7 and the
-/// newest 3.x whose sources can be fetched on the machines we build on.
-pub const DEFAULT_PYTHONS: &[&str] = &["2.7", "3.13"];
-
 pub struct Artifact {
     pub version: String,
     pub python2: bool,
@@ -51,12 +47,11 @@ pub fn selected<'a>(recipes: &'a Recipes, pythons: &[String]) -> Result<Vec<&'a 
             .filter(|r| patch::read_series(&r.patch_dir()).is_ok_and(|s| !s.is_empty()))
             .collect());
     }
-    let wanted: Vec<String> = if pythons.is_empty() {
-        DEFAULT_PYTHONS.iter().map(|s| s.to_string()).collect()
-    } else {
-        pythons.to_vec()
-    };
-    wanted.iter().map(|w| recipes.python(w)).collect()
+    // No --python: the recipes marked `default = true`.
+    if pythons.is_empty() {
+        return Ok(recipes.cpython.iter().filter(|r| r.default).collect());
+    }
+    pythons.iter().map(|w| recipes.python(w)).collect()
 }
 
 pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
@@ -163,7 +158,11 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
             &mut t,
         )?);
     }
-    package::write_sha256sums(&dist_dir()?)?;
+    // Re-hashing every archive in dist/ is only needed when one changed.
+    let dist = dist_dir()?;
+    if !t.all_cached() || !dist.join("SHA256SUMS").exists() {
+        package::write_sha256sums(&dist)?;
+    }
     let wall = start.elapsed().as_secs_f64();
     if t.all_cached() {
         eprintln!("tlsforge: nothing changed; every stage was a cache hit ({wall:.1}s)");

@@ -32,6 +32,9 @@ pub struct DebianSource {
 pub struct CpythonRecipe {
     pub version: String,
     pub series: String,
+    /// Part of the set built when `--python` is not given.
+    #[serde(default)]
+    pub default: bool,
     pub source: Source,
 }
 

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use crate::pipeline::{self, Artifact, Options};
-use crate::recipes::Recipes;
+use crate::recipes::{Recipes, Toolchain};
 use crate::util::workspace_root;
 use crate::validate;
 
@@ -96,13 +96,16 @@ impl Tally {
     }
 }
 
+/// The toolchain `--target` names (the host by default).
+fn target_toolchain(opts: &Options) -> Result<Toolchain> {
+    Ok(Recipes::load()?.toolchain(opts.target.as_deref())?.clone())
+}
+
 /// Builds (or reuses) the selected interpreters and unpacks each archive
 /// into `dir`, so the suites test what users download, not the cache.
 /// A foreign target's interpreter is run through a wrapper script that starts
 /// it under the toolchain's emulator (qemu-user).
-fn unpacked(opts: &Options, dir: &Path) -> Result<Vec<(Artifact, PathBuf)>> {
-    let recipes = Recipes::load()?;
-    let tc = recipes.toolchain(opts.target.as_deref())?;
+fn unpacked(opts: &Options, tc: &Toolchain, dir: &Path) -> Result<Vec<(Artifact, PathBuf)>> {
     if !tc.can_run() {
         bail!(
             "{} binaries cannot run on this machine; only build and validate apply",
@@ -138,9 +141,7 @@ fn unpacked(opts: &Options, dir: &Path) -> Result<Vec<(Artifact, PathBuf)>> {
 /// Where the report goes and which cases run: under an emulator a venv's own
 /// interpreter cannot be exec'd (no binfmt registration here), so the pip
 /// cases are left out of that subset, and its report gets its own folder.
-fn conformance_setup(opts: &Options) -> Result<(Option<String>, PathBuf)> {
-    let recipes = Recipes::load()?;
-    let tc = recipes.toolchain(opts.target.as_deref())?;
+fn conformance_setup(tc: &Toolchain) -> Result<(Option<String>, PathBuf)> {
     let dist = pipeline::dist_dir()?;
     Ok(if tc.runs_here() {
         (None, dist.join("conformance"))
@@ -187,9 +188,10 @@ fn run_conformance(
 
 pub fn conform(opts: &Options) -> Result<()> {
     crate::prereqs::ensure(crate::prereqs::TEST_TOOLS)?;
+    let tc = target_toolchain(opts)?;
     let tmp = tempfile::tempdir()?;
-    let interpreters = unpacked(opts, tmp.path())?;
-    let (ok, detail) = run_conformance(&interpreters, conformance_setup(opts)?)?;
+    let interpreters = unpacked(opts, &tc, tmp.path())?;
+    let (ok, detail) = run_conformance(&interpreters, conformance_setup(&tc)?)?;
     if !ok {
         bail!("conformance suite failed; {detail}");
     }
@@ -197,9 +199,10 @@ pub fn conform(opts: &Options) -> Result<()> {
 }
 
 pub fn stdlib(opts: &Options) -> Result<()> {
+    let tc = target_toolchain(opts)?;
     let tmp = tempfile::tempdir()?;
     let mut tally = Tally::default();
-    for (a, exe) in unpacked(opts, tmp.path())? {
+    for (a, exe) in unpacked(opts, &tc, tmp.path())? {
         let t = Instant::now();
         let (ok, detail) = stdlib_tests(&a, &exe)?;
         tally.add(
@@ -230,12 +233,13 @@ pub fn test(opts: &Options) -> Result<()> {
     tally.add("cargo test --workspace".into(), ok, String::new());
 
     // 2. Build what the suites need (cache hits when nothing changed).
+    let tc = target_toolchain(opts)?;
     let tmp = tempfile::tempdir()?;
-    let interpreters = unpacked(opts, tmp.path())?;
+    let interpreters = unpacked(opts, &tc, tmp.path())?;
 
     // 3. Real handshakes: the conformance suite on every interpreter at once.
     let t = Instant::now();
-    let (ok, detail) = run_conformance(&interpreters, conformance_setup(opts)?)?;
+    let (ok, detail) = run_conformance(&interpreters, conformance_setup(&tc)?)?;
     tally.add(
         format!("conformance suite ({:.0}s)", t.elapsed().as_secs_f64()),
         ok,

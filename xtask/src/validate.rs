@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::recipes::Toolchain;
+use crate::recipes::{version_key, Toolchain};
 
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
@@ -109,7 +109,7 @@ pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report)
                         && report
                             .max_glibc
                             .as_deref()
-                            .is_none_or(|m| glibc_key(v) > glibc_key(m))
+                            .is_none_or(|m| version_key(v) > version_key(m))
                     {
                         report.max_glibc = Some(v.to_string());
                     }
@@ -173,10 +173,6 @@ pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report)
     Ok(())
 }
 
-fn glibc_key(v: &str) -> Vec<u32> {
-    crate::recipes::version_key(v)
-}
-
 /// Runs every structural check over the installed tree.
 pub fn check_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
     let mut report = Report::default();
@@ -192,7 +188,7 @@ pub fn check_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
         report.files_checked += 1;
     }
     if let (Some(max), Some(seen)) = (&tc.max_glibc, &report.max_glibc) {
-        if glibc_key(seen) > glibc_key(max) {
+        if version_key(seen) > version_key(max) {
             report.violations.push(format!(
                 "needs GLIBC_{seen}, above the target's ceiling {max}"
             ));
