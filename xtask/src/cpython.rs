@@ -65,6 +65,7 @@ pub fn build(
     let key = KeyBuilder::new("cpython")
         .add("revision", BUILD_RECIPE_REVISION)
         .add("tree", &tree.key)
+        .add("configure", recipe.configure.join(" "))
         .add("openssl", &openssl.key)
         .add("zlib", &zlib.key)
         .add("toolchain", toml::to_string(tc)?)
@@ -119,9 +120,9 @@ pub fn build(
             .env("PKG_CONFIG_LIBDIR", "/nonexistent")
             .env("PKG_CONFIG_PATH", "");
     }
-    if recipe.is_python2() {
-        configure.arg("--enable-unicode=ucs4");
-    } else {
+    configure.args(&recipe.configure);
+    // 2.7's setup.py finds OpenSSL itself (Setup.local); 3.x's configure is told.
+    if !recipe.is_python2() {
         configure
             .arg(format!("--with-openssl={}", openssl.prefix.display()))
             .arg("--with-openssl-rpath=no");

@@ -35,6 +35,9 @@ pub struct CpythonRecipe {
     /// Part of the set built when `--python` is not given.
     #[serde(default)]
     pub default: bool,
+    /// Extra `./configure` arguments this version needs.
+    #[serde(default)]
+    pub configure: Vec<String>,
     pub source: Source,
 }
 

@@ -4,7 +4,6 @@
 //! every patch applied, so a failed patch never leaves a half-patched tree.
 
 use anyhow::{Context, Result};
-use std::fs;
 use std::path::PathBuf;
 
 use crate::fetch;
@@ -48,8 +47,6 @@ pub fn prepare(
         mark_complete(&tree)?;
         commit_dir(&tree, &dest)?;
     }
-    // Trees are read-only inputs: builds copy them, so they can be shared.
-    let _ = fs::metadata(&dest)?;
     Ok(Tree {
         path: dest,
         key,
