@@ -185,17 +185,28 @@ pub fn fetch_orig(cache: &Cache, deb: &DebianSource) -> Result<PathBuf> {
         apt(&["update"], &state)?;
     }
     let work = tempfile::tempdir_in(&state)?;
-    apt(
-        &[
-            "source",
-            "--download-only",
-            &format!("{}={}", deb.package, deb.version),
-        ],
-        work.path(),
-    )?;
     let got = work.path().join(&deb.file);
+    // A partial mirror may serve the orig tarball but not the .dsc (apt then
+    // fails after downloading it), and Debian drops superseded revisions
+    // while newer ones ship the same orig tarball. Our sha256 pin, checked by
+    // the caller, decides whether the file is acceptable, so: the pinned
+    // revision first, then the suite's current one, and the file counts even
+    // when apt reports an error about the rest of the source package.
+    let mut errors = Vec::new();
+    for wanted in [format!("{}={}", deb.package, deb.version), deb.package.clone()] {
+        if let Err(e) = apt(&["source", "--download-only", &wanted], work.path()) {
+            errors.push(e.to_string());
+        }
+        if got.is_file() {
+            break;
+        }
+    }
     if !got.is_file() {
-        bail!("apt-get source did not produce {}", deb.file);
+        bail!(
+            "apt-get source did not produce {}:\n    {}",
+            deb.file,
+            errors.join("\n    ")
+        );
     }
     // Keep it past the temp dir's lifetime; the caller verifies and moves it.
     let kept = state.join(&deb.file);

@@ -1,7 +1,9 @@
 //! Stage 5, CPython: configure/make/install a patched tree with `_ssl`,
 //! `_hashlib` and `zlib` compiled into the interpreter (Modules/Setup.local,
-//! `*static*`), so no libssl/libcrypto/libz is needed at run time and
-//! `--exclude-libs,ALL` keeps their symbols out of the dynamic symbol table.
+//! `*static*`), and every other extension module linked against the static
+//! archives of stage 4, so no libssl/libcrypto/libz/libffi/… is needed at
+//! run time. `--exclude-libs` names exactly those archives, which keeps
+//! their symbols out of the dynamic symbol table.
 
 use anyhow::{bail, Context, Result};
 use std::fs;
@@ -9,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::deps::Dep;
+use crate::deps::Deps;
 use crate::openssl::Openssl;
 use crate::recipes::{CpythonRecipe, Toolchain};
 use crate::source::Tree;
@@ -18,7 +20,7 @@ use crate::util::{
 };
 
 /// Bump when the way we configure or install changes, to invalidate builds.
-const BUILD_RECIPE_REVISION: &str = "2";
+const BUILD_RECIPE_REVISION: &str = "3";
 
 pub struct Built {
     /// The `--prefix` the interpreter was configured for.
@@ -39,15 +41,29 @@ pub fn install_prefix(recipe: &CpythonRecipe) -> String {
 }
 
 /// The `*static*` section that links our libraries into the interpreter.
-pub fn setup_local(openssl: &Openssl, zlib: &Dep) -> String {
+pub fn setup_local(openssl: &Openssl, deps: &Deps) -> Result<String> {
     let o = openssl.prefix.display();
-    let z = zlib.prefix.display();
-    format!(
+    let z = deps.get("zlib")?.prefix.display();
+    Ok(format!(
         "# Written by tlsforge: link TLS, hashing and zlib statically.\n\
          *static*\n\
          _ssl _ssl.c -DUSE_SSL -I{o}/include {o}/lib/libssl.a {o}/lib/libcrypto.a -lpthread\n\
          _hashlib _hashopenssl.c -I{o}/include {o}/lib/libcrypto.a -lpthread\n\
          zlib zlibmodule.c -I{z}/include {z}/lib/libz.a\n"
+    ))
+}
+
+/// Linker flags: the toolchain's hardening, our static archives first on the
+/// search path, and `--exclude-libs` naming every archive we link so none of
+/// their symbols is exported (ALL would also hide libpython's own).
+pub fn ldflags(tc: &Toolchain, deps: &Deps) -> String {
+    let mut libs = vec!["libssl.a".to_string(), "libcrypto.a".to_string()];
+    libs.extend(deps.static_libs());
+    format!(
+        "{} -L{}/lib -Wl,--exclude-libs,{}",
+        tc.ldflags.join(" "),
+        deps.prefix.display(),
+        libs.join(":")
     )
 }
 
@@ -56,7 +72,7 @@ pub fn build(
     recipe: &CpythonRecipe,
     tree: &Tree,
     openssl: &Openssl,
-    zlib: &Dep,
+    deps: &Deps,
     tc: &Toolchain,
     build_python: Option<&Path>,
     jobs: usize,
@@ -67,7 +83,7 @@ pub fn build(
         .add("tree", &tree.key)
         .add("configure", recipe.configure.join(" "))
         .add("openssl", &openssl.key)
-        .add("zlib", &zlib.key)
+        .add("deps", &deps.key)
         .add("toolchain", toml::to_string(tc)?)
         .add("prefix", &prefix)
         .finish();
@@ -89,7 +105,7 @@ pub fn build(
     let work = tempfile::tempdir_in(cache.dir("cpython")?)?;
     let src = work.path().join("build");
     copy_tree(&tree.path, &src)?;
-    fs::write(src.join("Modules/Setup.local"), setup_local(openssl, zlib))?;
+    fs::write(src.join("Modules/Setup.local"), setup_local(openssl, deps)?)?;
     let staged = work.path().join("out");
     let log = cache.log_path(&format!("cpython-{}-{}", recipe.version, tc.triple))?;
     let _ = fs::remove_file(&log);
@@ -101,11 +117,15 @@ pub fn build(
         .arg("--with-ensurepip=no")
         .env("CC", &tc.cc)
         .env("CFLAGS", tc.cflags.join(" "))
-        .env("CPPFLAGS", format!("-I{}/include", zlib.prefix.display()))
-        .env(
-            "LDFLAGS",
-            format!("{} -L{}/lib", tc.ldflags.join(" "), zlib.prefix.display()),
-        );
+        .env("CPPFLAGS", format!("-I{}/include", deps.prefix.display()))
+        .env("LDFLAGS", ldflags(tc, deps))
+        // configure sees only our .pc files, with static link lines.
+        .env("PKG_CONFIG", deps.pkg_config())
+        .env("PKG_CONFIG_LIBDIR", deps.prefix.join("lib/pkgconfig"))
+        .env("PKG_CONFIG_PATH", "")
+        // The pinned expat and libffi, not the copies in the CPython tree.
+        .arg("--with-system-expat")
+        .arg("--with-system-ffi");
     if let Some(host) = &tc.configure_host {
         let build_python = build_python.context("a cross build needs a native build-Python")?;
         configure
@@ -115,10 +135,7 @@ pub fn build(
                 gnu_triple(&crate::recipes::host_triple())
             ))
             .arg(format!("--with-build-python={}", build_python.display()))
-            .args(&tc.config_site)
-            // The build machine's .pc files describe its own architecture.
-            .env("PKG_CONFIG_LIBDIR", "/nonexistent")
-            .env("PKG_CONFIG_PATH", "");
+            .args(&tc.config_site);
     }
     configure.args(&recipe.configure);
     // 2.7's setup.py finds OpenSSL itself (Setup.local); 3.x's configure is told.

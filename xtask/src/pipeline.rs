@@ -125,22 +125,15 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
             )
         },
     )?;
-    let zlib = t.stage("zlib", || {
-        guard_cached(
-            opts,
-            deps::build(
-                &cache,
-                recipes.dep("zlib")?,
-                tc,
-                &recipes.mirrors,
-                opts.jobs,
-            )
-            .map(|d| {
-                let hit = d.cache_hit;
-                (d, hit)
-            }),
-        )
-    })?;
+    let deps = deps::build_all(
+        &cache,
+        &recipes.deps,
+        tc,
+        &recipes.mirrors,
+        opts.jobs,
+        &mut t,
+        |hit| guard_cached(opts, Ok(((), hit))).map(|_| ()),
+    )?;
     let mut artifacts = Vec::new();
     for recipe in pythons {
         let build_python = build_pythons
@@ -152,7 +145,7 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
             recipe,
             tc,
             &ossl,
-            &zlib,
+            &deps,
             build_python,
             opts,
             &mut t,
@@ -192,7 +185,7 @@ fn build_one(
     recipe: &CpythonRecipe,
     tc: &Toolchain,
     ossl: &openssl::Openssl,
-    zlib: &deps::Dep,
+    deps: &deps::Deps,
     build_python: Option<&std::path::Path>,
     opts: &Options,
     t: &mut Timings,
@@ -227,7 +220,7 @@ fn build_one(
                 recipe,
                 &tree,
                 ossl,
-                zlib,
+                deps,
                 tc,
                 build_python,
                 opts.jobs,
@@ -308,16 +301,18 @@ fn build_one(
         json!({"version": ossl.recipe.version, "choice": ossl.recipe.choice, "crate": ossl.recipe.crate_name,
                "configure_options": ossl.recipe.options, "openssldir": tc.openssldir, "license": ossl.recipe.license}),
     );
-    m.insert(
-        "inputs".into(),
-        json!([
-            {"name": "cpython", "version": v, "file": recipe.source.file, "sha256": recipe.source.sha256, "license": "PSF-2.0"},
-            {"name": "zlib", "version": zlib.version, "sha256": zlib.sha256, "license": zlib.license},
-            {"name": "openssl", "version": ossl.recipe.version, "source": ossl.recipe.crate_name, "license": ossl.recipe.license,
-             "sha256": crate::sbom::crate_checksum("openssl-src", ossl.recipe.crate_name.trim_start_matches("openssl-src "))?,
-             "sha256_of": "the openssl-src crate (Cargo.lock)"},
-        ]),
-    );
+    let mut inputs = vec![
+        json!({"name": "cpython", "version": v, "file": recipe.source.file, "sha256": recipe.source.sha256, "license": "PSF-2.0"}),
+        json!({"name": "openssl", "version": ossl.recipe.version, "source": ossl.recipe.crate_name, "license": ossl.recipe.license,
+         "sha256": crate::sbom::crate_checksum("openssl-src", ossl.recipe.crate_name.trim_start_matches("openssl-src "))?,
+         "sha256_of": "the openssl-src crate (Cargo.lock)"}),
+    ];
+    for d in &deps.list {
+        let r = &d.recipe;
+        inputs.push(json!({"name": r.name, "version": r.version, "file": r.source.file,
+                           "sha256": r.source.sha256, "license": r.license, "modules": r.modules}));
+    }
+    m.insert("inputs".into(), json!(inputs));
     m.insert(
         "patches".into(),
         json!(tree

@@ -11,6 +11,16 @@ const BUILD_TOOLS: &[(&str, &str)] = &[
     ("make", "make"),
     ("perl", "perl"),
     ("git", "git"),
+    // configure reads the static deps through a pkg-config wrapper.
+    ("pkg-config", "pkg-config"),
+    // SQLite's canonical sources generate the amalgamation with tclsh.
+    ("tclsh", "tcl"),
+    // expat's Debian source is a git export; its configure is generated.
+    ("autoreconf", "autoconf"),
+    ("automake", "automake"),
+    ("libtoolize", "libtool"),
+    // libffi's configure.ac uses LT_SYS_SYMBOL_USCORE from ltdl.m4.
+    ("/usr/share/aclocal/ltdl.m4", "libltdl-dev"),
 ];
 
 /// What the tests need besides the build tools: the conformance harness links

@@ -60,18 +60,52 @@ pub struct OpensslRecipe {
     pub license: String,
 }
 
+/// A C library linked statically into the interpreter or its extension
+/// modules (`recipes/deps/*.toml`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct DepRecipe {
     pub name: String,
     pub version: String,
+    /// SPDX identifier, copied into the manifest and SBOM.
     pub license: String,
+    /// Other deps whose headers/libraries this one builds against.
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// Static archives it installs under lib/ (kept out of the dynamic
+    /// symbol table with `--exclude-libs`).
+    pub libs: Vec<String>,
+    /// Extension modules it makes possible.
+    #[serde(default)]
+    pub modules: Vec<String>,
+    /// `autoconf` (configure; make; make install) or `make` (make, then copy
+    /// `install_files`).
+    #[serde(default = "default_build")]
+    pub build: String,
+    /// Where the build runs, relative to the unpacked source (default: its root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subdir: Option<String>,
+    /// A command that generates `configure` when the source is a git export.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bootstrap: Vec<String>,
+    /// Arguments; `{prefix}`, `{cc}`, `{ar}`, `{ranlib}`, `{cflags}` are expanded.
     #[serde(default)]
     pub configure: Vec<String>,
     #[serde(default)]
-    pub make_targets: Vec<String>,
+    pub make_args: Vec<String>,
     #[serde(default)]
     pub install_targets: Vec<String>,
+    /// `.pc` files we write ourselves (name → contents) where the library's
+    /// own is missing or wrong; `prefix` is redefined at use (--define-prefix).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub pc_files: std::collections::BTreeMap<String, String>,
+    /// (file in the build tree, directory under the prefix).
+    #[serde(default)]
+    pub install_files: Vec<(String, String)>,
     pub source: Source,
+}
+
+fn default_build() -> String {
+    "autoconf".into()
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -225,13 +259,6 @@ impl Recipes {
                         .join(", ")
                 )
             })
-    }
-
-    pub fn dep(&self, name: &str) -> Result<&DepRecipe> {
-        self.deps
-            .iter()
-            .find(|d| d.name == name)
-            .with_context(|| format!("no recipe recipes/deps/{name}.toml"))
     }
 
     /// `--target` accepts a triple or an alias; none means the host.
