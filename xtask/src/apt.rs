@@ -193,7 +193,10 @@ pub fn fetch_orig(cache: &Cache, deb: &DebianSource) -> Result<PathBuf> {
     // revision first, then the suite's current one, and the file counts even
     // when apt reports an error about the rest of the source package.
     let mut errors = Vec::new();
-    for wanted in [format!("{}={}", deb.package, deb.version), deb.package.clone()] {
+    for wanted in [
+        format!("{}={}", deb.package, deb.version),
+        deb.package.clone(),
+    ] {
         if let Err(e) = apt(&["source", "--download-only", &wanted], work.path()) {
             errors.push(e.to_string());
         }

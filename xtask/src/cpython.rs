@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use crate::deps::Deps;
 use crate::openssl::Openssl;
-use crate::recipes::{CpythonRecipe, Toolchain};
+use crate::recipes::{CpythonRecipe, Modules, Toolchain};
+use crate::reproducible::{self, prefix_map_flags};
 use crate::source::Tree;
 use crate::util::{
     commit_dir, copy_tree, is_complete, mark_complete, run_logged, Cache, KeyBuilder,
@@ -75,6 +76,7 @@ pub fn build(
     deps: &Deps,
     tc: &Toolchain,
     build_python: Option<&Path>,
+    modules: &Modules,
     jobs: usize,
 ) -> Result<Built> {
     let prefix = install_prefix(recipe);
@@ -107,6 +109,7 @@ pub fn build(
     copy_tree(&tree.path, &src)?;
     fs::write(src.join("Modules/Setup.local"), setup_local(openssl, deps)?)?;
     let staged = work.path().join("out");
+    let rewrites = reproducible::rewrites(&cache.root, work.path());
     let log = cache.log_path(&format!("cpython-{}-{}", recipe.version, tc.triple))?;
     let _ = fs::remove_file(&log);
 
@@ -116,7 +119,10 @@ pub fn build(
         .arg(format!("--prefix={prefix}"))
         .arg("--with-ensurepip=no")
         .env("CC", &tc.cc)
-        .env("CFLAGS", tc.cflags.join(" "))
+        .env(
+            "CFLAGS",
+            format!("{} {}", tc.cflags.join(" "), prefix_map_flags(&rewrites)),
+        )
         .env("CPPFLAGS", format!("-I{}/include", deps.prefix.display()))
         .env("LDFLAGS", ldflags(tc, deps))
         // configure sees only our .pc files, with static link lines.
@@ -181,7 +187,24 @@ pub fn build(
     if !staged_root.join("bin").is_dir() {
         bail!("make install left no {}/bin", staged_root.display());
     }
-    let omitted = crate::validate::prune_system_linked(&staged_root, tc)?;
+    let omitted = omitted_modules(
+        &staged_root,
+        &src,
+        tc,
+        modules.omitted.get(recipe.is_python2()),
+    )?;
+    let started = std::time::Instant::now();
+    make_reproducible(
+        &staged_root,
+        &prefix,
+        &rewrites,
+        recipe.is_python2(),
+        &python_for_bytecode(&staged_root, recipe, tc, build_python)?,
+    )?;
+    steps.push((
+        "remove build paths, fix timestamps".to_string(),
+        started.elapsed(),
+    ));
     fs::write(
         staged.join(OMITTED_FILE),
         serde_json::to_vec_pretty(&omitted)?,
@@ -196,6 +219,132 @@ pub fn build(
         steps,
         omitted,
     })
+}
+
+/// Modules the build does not contain: those pruned because they linked a
+/// library outside the allowlist, and those `recipes/modules.toml` leaves
+/// out on purpose (with its reason).
+fn omitted_modules(
+    root: &Path,
+    src: &Path,
+    tc: &Toolchain,
+    on_purpose: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>> {
+    let mut omitted = crate::validate::prune_system_linked(root, tc)?;
+    for (module, why) in omitted.iter_mut() {
+        if let Some(reason) = on_purpose.get(module) {
+            *why = format!("{reason} ({why})");
+        }
+    }
+    let config = fs::read_to_string(src.join("Modules/config.c")).unwrap_or_default();
+    let dynload: Vec<String> = fs::read_dir(root.join("lib"))?
+        .flatten()
+        .map(|e| e.path().join("lib-dynload"))
+        .filter(|p| p.is_dir())
+        .flat_map(|p| fs::read_dir(p).into_iter().flatten().flatten())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    for (module, why) in on_purpose {
+        let built_in = config.contains(&format!("\"{module}\""));
+        let shared = dynload.iter().any(|f| f.starts_with(&format!("{module}.")));
+        if !built_in && !shared && !omitted.iter().any(|(m, _)| m == module) {
+            omitted.push((module.clone(), why.clone()));
+        }
+    }
+    omitted.sort();
+    Ok(omitted)
+}
+
+/// An interpreter of this version that runs here, to recompile bytecode:
+/// the one just built (natively or under the target's emulator), else the
+/// cross build's native build-Python.
+fn python_for_bytecode(
+    root: &Path,
+    recipe: &CpythonRecipe,
+    tc: &Toolchain,
+    build_python: Option<&Path>,
+) -> Result<Vec<String>> {
+    if tc.can_run() {
+        let mut cmd = tc.run_under.clone();
+        cmd.push(
+            crate::validate::python_exe(root, recipe.is_python2())
+                .display()
+                .to_string(),
+        );
+        return Ok(cmd);
+    }
+    let p = build_python.context("no interpreter to recompile bytecode with")?;
+    Ok(vec![p.display().to_string()])
+}
+
+/// After `make install`: build paths out of text files (recompiling the
+/// bytecode of any changed module), pyc headers and mtimes fixed, and a
+/// check that no file still names a build directory.
+fn make_reproducible(
+    root: &Path,
+    prefix: &str,
+    rewrites: &[(String, String)],
+    python2: bool,
+    python: &[String],
+) -> Result<()> {
+    let changed = reproducible::scrub_text_files(root, rewrites)?;
+    let sources: Vec<&PathBuf> = changed
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "py"))
+        .collect();
+    if !sources.is_empty() {
+        for s in &sources {
+            for b in reproducible::bytecode_of(s) {
+                fs::remove_file(b)?;
+            }
+        }
+        // The same names make install would have recorded (co_filename).
+        let pairs: Vec<String> = sources
+            .iter()
+            .map(|s| {
+                format!(
+                    "({:?}, {:?})",
+                    s.display().to_string(),
+                    format!("{prefix}/{}", s.strip_prefix(root).unwrap().display())
+                )
+            })
+            .collect();
+        let script = if python2 {
+            format!("import py_compile\nfor s, d in [{}]: py_compile.compile(s, dfile=d, doraise=True)\n", pairs.join(", "))
+        } else {
+            format!("import py_compile\nfor s, d in [{}]:\n    for o in (0, 1, 2): py_compile.compile(s, dfile=d, optimize=o, doraise=True)\n", pairs.join(", "))
+        };
+        // 2.7 writes .pyo files when run with -O.
+        let flags: &[&[&str]] = if python2 { &[&[], &["-O"]] } else { &[&[]] };
+        for f in flags {
+            let out = Command::new(&python[0])
+                .args(&python[1..])
+                .args(*f)
+                .args(["-c", &script])
+                .output()
+                .context("recompiling bytecode")?;
+            if !out.status.success() {
+                bail!(
+                    "recompiling bytecode failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+    let epoch = crate::package::source_date_epoch();
+    if python2 {
+        reproducible::fix_python2_pyc_mtimes(root, epoch)?;
+    }
+    reproducible::set_mtimes(root, epoch)?;
+    let needles: Vec<String> = rewrites.iter().map(|(from, _)| from.clone()).collect();
+    let left = reproducible::files_containing(root, &needles)?;
+    if !left.is_empty() {
+        bail!(
+            "build paths survive in the installed tree:\n  {}",
+            left.join("\n  ")
+        );
+    }
+    Ok(())
 }
 
 /// x86_64-unknown-linux-gnu → x86_64-pc-linux-gnu (autoconf's spelling).

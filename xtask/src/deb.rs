@@ -30,6 +30,48 @@ pub fn package_name(version: &str) -> String {
     format!("tlsforge-cpython{}", short.join("."))
 }
 
+/// Where `build` puts the `.deb` for this version in `dest`.
+pub fn path_for(dest: &Path, version: &str, label: &str, tc: &Toolchain) -> Option<PathBuf> {
+    let arch = debian_arch(tc)?;
+    Some(dest.join(format!(
+        "{}_{version}-1+{label}_{arch}.deb",
+        package_name(version)
+    )))
+}
+
+/// Installs `deb` with dpkg (root only) and returns the package name, so the
+/// caller can remove it again.
+pub fn install(deb: &Path, version: &str) -> Result<String> {
+    let out = Command::new("dpkg")
+        .arg("-i")
+        .arg(deb)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .context("running dpkg -i (installing a .deb needs root and dpkg)")?;
+    if !out.status.success() {
+        bail!(
+            "dpkg -i {} failed: {}",
+            deb.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(package_name(version))
+}
+
+pub fn remove(package: &str) -> Result<()> {
+    let out = Command::new("dpkg")
+        .args(["--purge", package])
+        .output()
+        .context("running dpkg --purge")?;
+    if !out.status.success() {
+        bail!(
+            "dpkg --purge {package} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 /// `label` is the archive's local version label ("tlsforge", or
 /// "tlsforge.openssl35"), so builds against different OpenSSLs don't collide.
 pub fn build(
@@ -59,10 +101,7 @@ pub fn build(
         package_name(version)
     );
     fs::write(stage.join("DEBIAN/control"), control)?;
-    let deb = dest.join(format!(
-        "{}_{version}-1+{label}_{arch}.deb",
-        package_name(version)
-    ));
+    let deb = path_for(dest, version, label, tc).context("no .deb for this target")?;
     let tmp_deb = dest.join(format!(
         ".{}.tmp",
         deb.file_name().unwrap().to_string_lossy()

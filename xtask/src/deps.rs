@@ -12,13 +12,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::recipes::{DepRecipe, Toolchain};
+use crate::reproducible::{self, prefix_map_flags};
 use crate::source;
 use crate::util::{
     commit_dir, copy_tree, is_complete, mark_complete, run_logged, Cache, KeyBuilder, Timings,
 };
 
 /// Bump when the way deps are built or merged changes.
-const DEPS_REVISION: &str = "3";
+const DEPS_REVISION: &str = "4";
 
 pub struct Dep {
     pub recipe: DepRecipe,
@@ -191,6 +192,11 @@ fn build_one(
         Some(sub) => build_dir.join(sub),
         None => build_dir,
     };
+    let cflags = format!(
+        "{} {}",
+        tc.cflags.join(" "),
+        prefix_map_flags(&reproducible::rewrites(&cache.root, work.path()))
+    );
     let step = |args: Vec<String>, what: String| -> Result<()> {
         let mut cmd = Command::new(&args[0]);
         cmd.args(&args[1..])
@@ -198,7 +204,7 @@ fn build_one(
             .env("CC", &tc.cc)
             .env("AR", &tools.ar)
             .env("RANLIB", &tools.ranlib)
-            .env("CFLAGS", tc.cflags.join(" "))
+            .env("CFLAGS", &cflags)
             .env("CPPFLAGS", cppflags.join(" "))
             .env("LDFLAGS", ldflags.join(" "))
             // Deps never look at the build machine's .pc files.
@@ -211,13 +217,17 @@ fn build_one(
         run_logged(cmd, &what, &log)?;
         Ok(())
     };
-    let expand = |args: &[String]| -> Vec<String> { args.iter().map(|a| tools.expand(a)).collect() };
+    let expand =
+        |args: &[String]| -> Vec<String> { args.iter().map(|a| tools.expand(a)).collect() };
     let mut make = vec!["make".to_string(), format!("-j{jobs}")];
     make.extend(expand(&recipe.make_args));
     match recipe.build.as_str() {
         "autoconf" => {
             if !recipe.bootstrap.is_empty() {
-                step(recipe.bootstrap.clone(), format!("bootstrapping {}", recipe.name))?;
+                step(
+                    recipe.bootstrap.clone(),
+                    format!("bootstrapping {}", recipe.name),
+                )?;
             }
             let mut configure = vec![
                 "./configure".to_string(),
@@ -256,6 +266,10 @@ fn build_one(
             "recipes/deps/{}.toml: unknown build = {other:?}; use \"autoconf\" or \"make\"",
             recipe.name
         ),
+    }
+    for (lib, alias) in &recipe.lib_aliases {
+        fs::copy(prefix.join("lib").join(lib), prefix.join("lib").join(alias))
+            .with_context(|| format!("copying {lib} to {alias}"))?;
     }
     if !recipe.pc_files.is_empty() {
         let pc_dir = prefix.join("lib/pkgconfig");

@@ -16,6 +16,8 @@ mod patch;
 mod pipeline;
 mod prereqs;
 mod recipes;
+mod repro;
+mod reproducible;
 mod sbom;
 mod source;
 mod testing;
@@ -82,9 +84,24 @@ enum Cmd {
     /// Unit tests, then build the default set and run the TLS suites on it.
     Test(Select),
     /// Run the TLS conformance suite (real handshakes) on built interpreters.
-    Conform(Select),
+    Conform {
+        #[command(flatten)]
+        select: Select,
+        /// Install each .deb with dpkg (root) and test the installed interpreter.
+        #[arg(long)]
+        from_deb: bool,
+    },
     /// Run CPython's own test_ssl, test_hashlib, test_httplib on built interpreters.
     StdlibTests(Select),
+    /// Build twice (usual cache, then an empty cache at another path) and
+    /// compare every artifact's sha256.
+    Repro {
+        #[command(flatten)]
+        select: Select,
+        /// Keep the second build's cache and both dist/ copies.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Show CPython versions, targets and OpenSSL choices and where they come from.
     List,
     /// Patch-series maintenance.
@@ -110,6 +127,8 @@ enum PatchAction {
 
 fn main() {
     let cli = Cli::parse();
+    // Before any thread or child exists: every tool we run sees the same date.
+    reproducible::export_source_date_epoch();
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
@@ -123,8 +142,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Package(sel) => pipeline::build(&sel.options(true)).map(|_| ()),
         Cmd::Validate { select, paths } => testing::validate(&select.options(false), &paths),
         Cmd::Test(sel) => testing::test(&sel.options(false)),
-        Cmd::Conform(sel) => testing::conform(&sel.options(false)),
+        Cmd::Conform { select, from_deb } => testing::conform(&select.options(false), from_deb),
         Cmd::StdlibTests(sel) => testing::stdlib(&sel.options(false)),
+        Cmd::Repro { select, keep } => repro::run(&select.options(false), keep),
         Cmd::List => list(),
         Cmd::Patches {
             action: PatchAction::Check,

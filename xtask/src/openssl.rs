@@ -14,6 +14,15 @@ use std::process::Command;
 use crate::recipes::{host_triple, OpensslRecipe, Toolchain};
 use crate::util::{is_complete, mark_complete, run_logged, Cache, KeyBuilder};
 
+/// Bump when the way OpenSSL is built changes, to invalidate cached builds.
+const OPENSSL_BUILD_REVISION: &str = "3";
+
+/// Where a static libcrypto would look for provider modules if asked to load
+/// one by name. We ship none; the default would be a directory inside this
+/// build's cache. A root-owned path that no package installs keeps a user's
+/// machine from supplying modules and keeps the build reproducible.
+const MODULES_DIR: &str = "/opt/tlsforge/ossl-modules";
+
 pub struct Openssl {
     /// Holds include/ and lib/{libssl,libcrypto}.a.
     pub prefix: PathBuf,
@@ -52,6 +61,7 @@ pub fn build(
         );
     }
     let key = KeyBuilder::new("openssl")
+        .add("revision", OPENSSL_BUILD_REVISION)
         .add("version", &recipe.version)
         .add("crate", &recipe.crate_name)
         .add("target", &tc.triple)
@@ -84,7 +94,16 @@ pub fn build(
         &tc.openssldir,
     ])
     .arg(&dir)
-    .env("CARGO_MAKEFLAGS", format!("-j{jobs}"))
+    // openssl-src hands CARGO_MAKEFLAGS to make as MAKEFLAGS, which also
+    // carries variable overrides: the module/engine directories compiled
+    // into libcrypto would otherwise name this cache (see MODULES_DIR).
+    .env(
+        "CARGO_MAKEFLAGS",
+        format!("-j{jobs} MODULESDIR={MODULES_DIR} ENGINESDIR={MODULES_DIR}"),
+    )
+    // No -ffile-prefix-map here: OpenSSL compiles without debug info and
+    // with relative __FILE__ names, and it records its CFLAGS verbatim in
+    // OpenSSL_version(OPENSSL_CFLAGS), where a mapped path would leak.
     .env("CFLAGS", cflags(tc))
     .env("CC", &tc.cc);
     run_logged(

@@ -21,12 +21,34 @@ pub struct Options {
     pub require_cached: bool,
 }
 
+impl Options {
+    /// The command-line arguments that select the same builds.
+    pub fn as_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for p in &self.pythons {
+            args.extend(["--python".to_string(), p.clone()]);
+        }
+        if let Some(t) = &self.target {
+            args.extend(["--target".to_string(), t.clone()]);
+        }
+        if let Some(o) = &self.openssl {
+            args.extend(["--openssl".to_string(), o.clone()]);
+        }
+        args.extend(["--jobs".to_string(), self.jobs.to_string()]);
+        args
+    }
+}
+
 pub struct Artifact {
     pub version: String,
     pub python2: bool,
     pub archive: PathBuf,
     /// The installed tree in the cache (runnable on the build machine).
     pub root: PathBuf,
+    /// The Debian package, for Linux targets dpkg-deb can package.
+    pub deb: Option<PathBuf>,
+    /// The configured prefix, where the `.deb` installs it.
+    pub prefix: String,
 }
 
 pub fn dist_dir() -> Result<PathBuf> {
@@ -223,6 +245,7 @@ fn build_one(
                 deps,
                 tc,
                 build_python,
+                &recipes.modules,
                 opts.jobs,
             )
             .map(|b| {
@@ -245,11 +268,16 @@ fn build_one(
         "{}.json",
         archive.display().to_string().trim_end_matches(".tar.gz")
     ));
+    let label = package::local_label(&ossl.recipe.choice, &recipes.openssl_default);
     let artifact = Artifact {
         version: v.clone(),
         python2: recipe.is_python2(),
         archive: archive.clone(),
         root: built.root.clone(),
+        deb: crate::deb::available(tc)
+            .then(|| crate::deb::path_for(&dist, v, &label, tc))
+            .flatten(),
+        prefix: built.prefix.clone(),
     };
     // Packaging is skipped when dist/ already holds this exact build.
     if archive.exists() && already_packaged(&manifest_path, &built.key) {
@@ -284,7 +312,12 @@ fn build_one(
         Some(
             t.stage(format!("cpython {v}: smoke test (relocated copy)"), || {
                 Ok((
-                    validate::smoke_test(&built.root, recipe.is_python2(), &tc.run_under)?,
+                    validate::smoke_test(
+                        &built.root,
+                        recipe.is_python2(),
+                        &tc.run_under,
+                        recipes.modules.required.get(recipe.is_python2()),
+                    )?,
                     false,
                 ))
             })?,
@@ -309,8 +342,10 @@ fn build_one(
     ];
     for d in &deps.list {
         let r = &d.recipe;
-        inputs.push(json!({"name": r.name, "version": r.version, "file": r.source.file,
-                           "sha256": r.source.sha256, "license": r.license, "modules": r.modules}));
+        inputs.push(
+            json!({"name": r.name, "version": r.version, "file": r.source.file,
+                           "sha256": r.source.sha256, "license": r.license, "modules": r.modules}),
+        );
     }
     m.insert("inputs".into(), json!(inputs));
     m.insert(
@@ -331,12 +366,7 @@ fn build_one(
             .map(|(m, why)| json!({"module": m, "reason": why}))
             .collect::<Vec<_>>()),
     );
-    m.insert(
-        "smoke_test".into(),
-        smoke
-            .map(|s| serde_json::from_str(&s).unwrap_or(json!(s)))
-            .unwrap_or(json!(null)),
-    );
+    m.insert("smoke_test".into(), smoke.unwrap_or(json!(null)));
     t.stage(format!("cpython {v}: package"), || {
         package::write_archive(&built.root, &manifest, &archive)?;
         let beside = package::write_manifest_beside(&archive, &manifest)?;
@@ -345,7 +375,6 @@ fn build_one(
             &crate::sbom::cyclonedx(&manifest),
         )?;
         if crate::deb::available(tc) {
-            let label = package::local_label(&ossl.recipe.choice, &recipes.openssl_default);
             crate::deb::build(
                 &built.root,
                 &built.prefix,

@@ -57,11 +57,7 @@ pub fn ensure(tools: &[(&str, &str)]) -> Result<()> {
         return Ok(());
     }
     let pkgs: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"));
-    if have("apt-get") && is_root {
+    if have("apt-get") && is_root() {
         eprintln!("  installing missing tools: {}", pkgs.join(" "));
         let ok = Command::new("apt-get")
             .arg("update")
@@ -91,4 +87,11 @@ pub fn ensure(tools: &[(&str, &str)]) -> Result<()> {
 
 pub fn ensure_build_tools() -> Result<()> {
     ensure(BUILD_TOOLS)
+}
+
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }

@@ -94,6 +94,10 @@ pub struct DepRecipe {
     pub make_args: Vec<String>,
     #[serde(default)]
     pub install_targets: Vec<String>,
+    /// (installed archive, extra name) pairs: copies under another name that
+    /// some build system looks for first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lib_aliases: Vec<(String, String)>,
     /// `.pc` files we write ourselves (name → contents) where the library's
     /// own is missing or wrong; `prefix` is redefined at use (--define-prefix).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -177,6 +181,31 @@ pub struct Recipes {
     pub deps: Vec<DepRecipe>,
     pub mirrors: Vec<String>,
     pub toolchains: Vec<Toolchain>,
+    pub modules: Modules,
+}
+
+/// `recipes/modules.toml`: what a complete interpreter must import, and the
+/// reasons for what is left out on purpose.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Modules {
+    pub required: PerMajor<Vec<String>>,
+    pub omitted: PerMajor<std::collections::BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PerMajor<T> {
+    pub python2: T,
+    pub python3: T,
+}
+
+impl<T> PerMajor<T> {
+    pub fn get(&self, python2: bool) -> &T {
+        if python2 {
+            &self.python2
+        } else {
+            &self.python3
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -223,6 +252,7 @@ impl Recipes {
             deps,
             mirrors,
             toolchains,
+            modules: read_toml(&root.join("recipes/modules.toml"))?,
         })
     }
 

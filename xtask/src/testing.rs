@@ -156,7 +156,7 @@ fn conformance_setup(tc: &Toolchain) -> Result<(Option<String>, PathBuf)> {
 /// Runs the conformance harness (tests/conformance) on the interpreters,
 /// with the machine's python3 as the reference column; returns its verdict.
 fn run_conformance(
-    interpreters: &[(Artifact, PathBuf)],
+    interpreters: &[(String, PathBuf)],
     (filter, out_dir): (Option<String>, PathBuf),
 ) -> Result<(bool, String)> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -171,9 +171,9 @@ fn run_conformance(
         "--",
     ])
     .current_dir(workspace_root());
-    for (a, exe) in interpreters {
+    for (column, exe) in interpreters {
         cmd.arg("--python")
-            .arg(format!("tlsforge-{}={}", a.version, exe.display()));
+            .arg(format!("{column}={}", exe.display()));
     }
     cmd.arg("--out").arg(&out_dir);
     if let Some(f) = filter {
@@ -186,12 +186,78 @@ fn run_conformance(
     ))
 }
 
-pub fn conform(opts: &Options) -> Result<()> {
+/// Conformance columns: `tlsforge-<version>` for each unpacked archive.
+fn columns(interpreters: &[(Artifact, PathBuf)]) -> Vec<(String, PathBuf)> {
+    interpreters
+        .iter()
+        .map(|(a, exe)| (format!("tlsforge-{}", a.version), exe.clone()))
+        .collect()
+}
+
+/// The `.deb`s installed for a test run; purged again when dropped.
+struct InstalledDebs(Vec<String>);
+
+impl Drop for InstalledDebs {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            if let Err(e) = crate::deb::remove(p) {
+                eprintln!("warning: {e}");
+            }
+        }
+    }
+}
+
+/// Installs each artifact's `.deb` with dpkg, checks that the installed
+/// interpreter imports every required module, and returns its conformance
+/// column (`tlsforge-<version>-deb`). Needs root, dpkg and a host target.
+fn install_debs(
+    interpreters: &[(Artifact, PathBuf)],
+    tc: &Toolchain,
+) -> Result<(InstalledDebs, Vec<(String, PathBuf)>)> {
+    if !tc.runs_here() {
+        bail!("{} packages cannot be installed on this machine", tc.triple);
+    }
+    let modules = Recipes::load()?.modules;
+    let mut installed = InstalledDebs(Vec::new());
+    let mut cols = Vec::new();
+    for (a, _) in interpreters {
+        let deb = a
+            .deb
+            .as_ref()
+            .with_context(|| format!("no .deb was built for CPython {}", a.version))?;
+        installed.0.push(crate::deb::install(deb, &a.version)?);
+        let exe = crate::validate::python_exe(Path::new(&a.prefix), a.python2);
+        let report = crate::validate::check_interpreter(
+            &exe,
+            a.python2,
+            &[],
+            modules.required.get(a.python2),
+            Some(Path::new(&a.prefix)),
+        )
+        .with_context(|| format!("the interpreter installed from {}", deb.display()))?;
+        eprintln!(
+            "  installed {}: {} imports {} required modules, {}",
+            deb.file_name().unwrap().to_string_lossy(),
+            exe.display(),
+            report["imported"],
+            report["openssl"].as_str().unwrap_or("")
+        );
+        cols.push((format!("tlsforge-{}-deb", a.version), exe));
+    }
+    Ok((installed, cols))
+}
+
+pub fn conform(opts: &Options, from_deb: bool) -> Result<()> {
     crate::prereqs::ensure(crate::prereqs::TEST_TOOLS)?;
     let tc = target_toolchain(opts)?;
     let tmp = tempfile::tempdir()?;
     let interpreters = unpacked(opts, &tc, tmp.path())?;
-    let (ok, detail) = run_conformance(&interpreters, conformance_setup(&tc)?)?;
+    let (_installed, cols) = if from_deb {
+        install_debs(&interpreters, &tc)?
+    } else {
+        (InstalledDebs(Vec::new()), columns(&interpreters))
+    };
+    let (ok, detail) = run_conformance(&cols, conformance_setup(&tc)?)?;
     if !ok {
         bail!("conformance suite failed; {detail}");
     }
@@ -237,16 +303,41 @@ pub fn test(opts: &Options) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let interpreters = unpacked(opts, &tc, tmp.path())?;
 
-    // 3. Real handshakes: the conformance suite on every interpreter at once.
+    // 3. Install each .deb (as root on the host target) and check it imports
+    //    every required module; its interpreter joins the conformance run.
+    let mut cols = columns(&interpreters);
+    let _installed = if tc.runs_here() && crate::deb::available(&tc) && crate::prereqs::is_root() {
+        let t = Instant::now();
+        let (installed, deb_cols) = install_debs(&interpreters, &tc)?;
+        tally.add(
+            format!(
+                "install .debs, import check ({:.0}s)",
+                t.elapsed().as_secs_f64()
+            ),
+            true,
+            format!("{} packages", installed.0.len()),
+        );
+        cols.extend(deb_cols);
+        Some(installed)
+    } else {
+        tally.add(
+            ".deb install".into(),
+            true,
+            "skipped: needs root, dpkg and the host target".into(),
+        );
+        None
+    };
+
+    // 4. Real handshakes: the conformance suite on every interpreter at once.
     let t = Instant::now();
-    let (ok, detail) = run_conformance(&interpreters, conformance_setup(&tc)?)?;
+    let (ok, detail) = run_conformance(&cols, conformance_setup(&tc)?)?;
     tally.add(
         format!("conformance suite ({:.0}s)", t.elapsed().as_secs_f64()),
         ok,
         detail,
     );
 
-    // 4. CPython's own TLS-related test suites, from each version's tree.
+    // 5. CPython's own TLS-related test suites, from each version's tree.
     for (a, exe) in &interpreters {
         let t = Instant::now();
         let (ok, detail) = stdlib_tests(a, exe)?;

@@ -32,6 +32,18 @@ const HIDDEN_PREFIXES: &[&str] = &[
     "deflate",
     "inflate",
     "zlibVersion",
+    // recipes/deps: bzip2, xz, libffi, expat, sqlite, libuuid, readline, ncurses
+    "BZ2_",
+    "lzma_",
+    // (not ffi_type_*: 2.7's _ctypes defines those itself)
+    "ffi_call",
+    "ffi_prep_",
+    "XML_",
+    "sqlite3_",
+    "uuid_",
+    "rl_",
+    "tgetent",
+    "initscr",
 ];
 
 /// Every ELF file the interpreter ships: bin/python* and extension modules.
@@ -240,25 +252,60 @@ pub fn python_exe(root: &Path, python2: bool) -> PathBuf {
 }
 
 /// Copies the tree to a fresh temporary directory and runs it there: proves
-/// it is relocatable and that ssl/hashlib/zlib import with OpenSSL linked in.
-pub fn smoke_test(root: &Path, python2: bool, run_under: &[String]) -> Result<String> {
+/// it is relocatable and that every required module imports.
+pub fn smoke_test(
+    root: &Path,
+    python2: bool,
+    run_under: &[String],
+    required: &[String],
+) -> Result<serde_json::Value> {
     let tmp = tempfile::tempdir()?;
     let moved = tmp.path().join("elsewhere");
     crate::util::copy_tree(root, &moved)?;
-    let exe = python_exe(&moved, python2);
-    let script = "import ssl, hashlib, zlib, json; print(json.dumps({'openssl': ssl.OPENSSL_VERSION, 'tls13': ssl.HAS_TLSv1_3, 'paths': list(ssl.get_default_verify_paths()), 'sha256': hashlib.sha256(b'x').hexdigest(), 'prefix': __import__('sys').prefix}))";
+    check_interpreter(
+        &python_exe(&moved, python2),
+        python2,
+        run_under,
+        required,
+        Some(&moved),
+    )
+}
+
+/// Runs `exe` (under `run_under` for a foreign target) with a clean
+/// environment: TLS 1.3 present, OpenSSL linked in, each of `required`
+/// importable, and — when `prefix` is given — `sys.prefix` following it.
+/// The result records nothing machine-specific, so manifests stay
+/// reproducible.
+pub fn check_interpreter(
+    exe: &Path,
+    python2: bool,
+    run_under: &[String],
+    required: &[String],
+    prefix: Option<&Path>,
+) -> Result<serde_json::Value> {
+    let script = format!(
+        "import importlib, json, sys, ssl, hashlib\n\
+         missing = []\n\
+         for m in {required:?}:\n\
+         \x20   try: importlib.import_module(m)\n\
+         \x20   except Exception as e: missing.append('%s (%s)' % (m, e))\n\
+         print(json.dumps({{'openssl': ssl.OPENSSL_VERSION, 'tls13': ssl.HAS_TLSv1_3, \
+         'verify_paths': list(ssl.get_default_verify_paths()), \
+         'sha256': hashlib.sha256(b'x').hexdigest(), 'missing': missing, \
+         'imported': len({required:?}) - len(missing), 'prefix': sys.prefix}}))\n"
+    );
     // Foreign binaries run under an emulator (qemu-user) when the target says so.
     let mut cmd = match run_under.split_first() {
         Some((emulator, args)) => {
             let mut c = Command::new(emulator);
-            c.args(args).arg(&exe);
+            c.args(args).arg(exe);
             c
         }
-        None => Command::new(&exe),
+        None => Command::new(exe),
     };
     let out = cmd
         .args(
-            ["-I", "-c", script]
+            ["-I", "-c", &script]
                 .iter()
                 .skip(if python2 { 1 } else { 0 }),
         )
@@ -274,21 +321,33 @@ pub fn smoke_test(root: &Path, python2: bool, run_under: &[String]) -> Result<St
         );
     }
     let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let v: serde_json::Value = serde_json::from_str(&text)?;
+    let mut v: serde_json::Value = serde_json::from_str(&text)?;
     if v["tls13"] != serde_json::Value::Bool(true) {
         bail!("{}: ssl.HAS_TLSv1_3 is not True: {text}", exe.display());
     }
-    if !v["prefix"]
-        .as_str()
-        .unwrap_or("")
-        .starts_with(&moved.display().to_string())
-    {
+    if let Some(missing) = v["missing"].as_array().filter(|m| !m.is_empty()) {
         bail!(
-            "{}: sys.prefix does not follow the relocated tree: {text}",
-            exe.display()
+            "{}: required modules do not import: {}",
+            exe.display(),
+            missing
+                .iter()
+                .filter_map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
-    Ok(text)
+    let actual_prefix = v["prefix"].as_str().unwrap_or("").to_string();
+    if let Some(want) = prefix {
+        if !actual_prefix.starts_with(&want.display().to_string()) {
+            bail!(
+                "{}: sys.prefix ({actual_prefix}) does not follow the relocated tree {}",
+                exe.display(),
+                want.display()
+            );
+        }
+        v["prefix"] = serde_json::Value::String("<relocated copy>".into());
+    }
+    Ok(v)
 }
 
 #[cfg(test)]
