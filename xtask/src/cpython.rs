@@ -143,6 +143,11 @@ pub fn build(
             .arg(format!("--with-build-python={}", build_python.display()))
             .args(&tc.config_site);
     }
+    if tc.fully_static {
+        // 3.13's configure builds every Setup.stdlib module into the
+        // interpreter when asked (a static binary cannot dlopen).
+        configure.env("MODULE_BUILDTYPE", "static");
+    }
     configure.args(&recipe.configure);
     // 2.7's setup.py finds OpenSSL itself (Setup.local); 3.x's configure is told.
     if !recipe.is_python2() {

@@ -18,8 +18,11 @@ fn debian_arch(tc: &Toolchain) -> Option<&'static str> {
     }
 }
 
+/// A fully static (musl) build is shipped as a tarball only: its package
+/// would share the glibc build's name and install path.
 pub fn available(tc: &Toolchain) -> bool {
     tc.os == "linux"
+        && !tc.fully_static
         && debian_arch(tc).is_some()
         && Command::new("dpkg-deb").arg("--version").output().is_ok()
 }

@@ -9,6 +9,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::recipes::Toolchain;
 use crate::util::sha256_file;
 
 /// `SOURCE_DATE_EPOCH` if set, else a fixed date, so archives don't carry
@@ -167,20 +168,43 @@ pub fn write_json(path: &Path, value: &Value) -> Result<()> {
 }
 
 /// Bump when what `package` writes changes, so dist/ is rewritten.
-pub const PACKAGE_REVISION: u32 = 2;
+pub const PACKAGE_REVISION: u32 = 3;
 
-/// A skeleton with the fields every manifest has; callers fill the rest.
-pub fn manifest_base(version: &str, triple: &str, python2: bool) -> Value {
+/// A skeleton with the fields every manifest has (named as in
+/// python-build-standalone's PYTHON.json where the meaning is the same);
+/// callers fill the rest.
+pub fn manifest_base(version: &str, tc: &Toolchain, python2: bool) -> Value {
     let short: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
+    let nodot = short.replace('.', "");
+    // 2.7 is built with --enable-unicode=ucs4: its ABI tag is cp27mu.
+    let abi = if python2 {
+        format!("cp{nodot}mu")
+    } else {
+        format!("cp{nodot}")
+    };
+    let stdlib = format!("lib/python{short}");
     json!({
         "version": "8",
         "format": "tlsforge-install_only",
-        "target_triple": triple,
+        "target_triple": tc.triple,
         "python_version": version,
         "python_major_minor_version": short,
+        "python_tag": format!("cp{nodot}"),
+        "python_abi_tag": abi,
+        "python_platform_tag": format!("{}_{}", tc.os, tc.arch),
         "python_exe": format!("bin/python{}", if python2 { "2" } else { "3" }),
-        "python_stdlib": format!("lib/python{short}"),
-        "link_mode": "static-openssl",
+        "python_stdlib": stdlib,
+        "python_paths": {
+            "stdlib": stdlib, "platstdlib": stdlib,
+            "purelib": format!("{stdlib}/site-packages"), "platlib": format!("{stdlib}/site-packages"),
+            "include": format!("include/python{short}"),
+            "scripts": "bin", "data": "",
+        },
+        // OpenSSL and the libraries of recipes/deps are linked statically;
+        // "static": the interpreter is one static executable with every
+        // extension module built in; "static-libs": libraries static, the
+        // stdlib's extension modules shared objects in lib-dynload.
+        "link_mode": if tc.fully_static { "static" } else { "static-libs" },
         "tlsforge_package_revision": PACKAGE_REVISION,
         "build_date_epoch": source_date_epoch(),
     })

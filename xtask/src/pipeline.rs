@@ -7,6 +7,7 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::recipes::version_key;
 use crate::recipes::{CpythonRecipe, Recipes, Toolchain};
 use crate::util::{workspace_root, Cache, Timings};
 use crate::{cpython, deps, openssl, package, patch, source, validate};
@@ -90,7 +91,25 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
         );
     }
     let ossl_recipe = recipes.openssl(opts.openssl.as_deref())?;
-    let pythons = selected(&recipes, &opts.pythons)?;
+    let mut pythons = selected(&recipes, &opts.pythons)?;
+    if let Some(min) = &tc.min_python {
+        let (ok, too_old): (Vec<_>, Vec<_>) = pythons
+            .into_iter()
+            .partition(|r| version_key(&r.version) >= version_key(min));
+        for r in &too_old {
+            eprintln!(
+                "tlsforge: skipping CPython {} for {}: this target needs CPython {min} or newer (see toolchains/{}.toml)",
+                r.version, tc.triple, tc.triple
+            );
+        }
+        if ok.is_empty() {
+            bail!(
+                "nothing to build: {} needs CPython {min} or newer; try --python 3.13",
+                tc.triple
+            );
+        }
+        pythons = ok;
+    }
     crate::prereqs::ensure_build_tools()?;
     let packages: Vec<(&str, &str)> = tc
         .packages
@@ -325,7 +344,7 @@ fn build_one(
     } else {
         None
     };
-    let mut manifest = package::manifest_base(v, &tc.triple, recipe.is_python2());
+    let mut manifest = package::manifest_base(v, tc, recipe.is_python2());
     let m = manifest.as_object_mut().unwrap();
     m.insert("build_key".into(), json!(built.key));
     m.insert("configured_prefix".into(), json!(built.prefix));
@@ -347,6 +366,13 @@ fn build_one(
                            "sha256": r.source.sha256, "license": r.license, "modules": r.modules}),
         );
     }
+    let mut licenses: Vec<&str> = inputs
+        .iter()
+        .filter_map(|i| i["license"].as_str())
+        .collect();
+    licenses.sort();
+    licenses.dedup();
+    m.insert("licenses".into(), json!(licenses));
     m.insert("inputs".into(), json!(inputs));
     m.insert(
         "patches".into(),

@@ -108,6 +108,10 @@ pub struct DepRecipe {
     pub source: Source,
 }
 
+fn yes() -> bool {
+    true
+}
+
 fn default_build() -> String {
     "autoconf".into()
 }
@@ -140,6 +144,22 @@ pub struct Toolchain {
     /// Prefix that runs this target's binaries here (e.g. qemu-user).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub run_under: Vec<String>,
+    /// Fully static executable (no PT_INTERP, no NEEDED): every extension
+    /// module is compiled into the interpreter.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fully_static: bool,
+    /// Whether the C library implements FORTIFY_SOURCE (`__*_chk`); musl
+    /// does not, so the validator cannot ask for it there.
+    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
+    pub fortify: bool,
+    /// The oldest CPython this target can build (e.g. a fully static build
+    /// needs 3.13's MODULE_BUILDTYPE); older selections are skipped with a note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_python: Option<String>,
+    /// Other host triples whose machines run this target's binaries as they
+    /// are (a static musl binary runs on any x86_64 Linux).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs_on: Vec<String>,
     /// Debian packages the toolchain needs: (command or path, package).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<(String, String)>,
@@ -148,7 +168,8 @@ pub struct Toolchain {
 impl Toolchain {
     /// True when binaries for this target run on the machine doing the build.
     pub fn runs_here(&self) -> bool {
-        self.triple == host_triple()
+        let host = host_triple();
+        self.triple == host || self.runs_on.contains(&host)
     }
     pub fn is_cross(&self) -> bool {
         self.configure_host.is_some()

@@ -140,16 +140,15 @@ fn unpacked(opts: &Options, tc: &Toolchain, dir: &Path) -> Result<Vec<(Artifact,
 
 /// Where the report goes and which cases run: under an emulator a venv's own
 /// interpreter cannot be exec'd (no binfmt registration here), so the pip
-/// cases are left out of that subset, and its report gets its own folder.
+/// cases are left out of that subset. Each non-host target's report gets its
+/// own folder.
 fn conformance_setup(tc: &Toolchain) -> Result<(Option<String>, PathBuf)> {
     let dist = pipeline::dist_dir()?;
-    Ok(if tc.runs_here() {
-        (None, dist.join("conformance"))
+    let filter = (!tc.run_under.is_empty()).then(|| "!pip".to_string());
+    Ok(if tc.triple == crate::recipes::host_triple() {
+        (filter, dist.join("conformance"))
     } else {
-        (
-            Some("!pip".to_string()),
-            dist.join(format!("conformance-{}", tc.triple)),
-        )
+        (filter, dist.join(format!("conformance-{}", tc.triple)))
     })
 }
 

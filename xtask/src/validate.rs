@@ -80,7 +80,22 @@ pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report)
         return Ok(());
     }
     let name = path.display();
-    let is_executable = elf.interpreter.is_some();
+    // A static executable has no PT_INTERP; it is still the interpreter.
+    let is_executable = elf.interpreter.is_some()
+        || (tc.fully_static && path.parent().is_some_and(|p| p.ends_with("bin")));
+    if tc.fully_static {
+        if elf.interpreter.is_some() {
+            report.violations.push(format!(
+                "{name}: has a dynamic loader (PT_INTERP) but {} is fully static",
+                tc.triple
+            ));
+        }
+        if path.extension().is_some_and(|e| e == "so") {
+            report.violations.push(format!(
+                "{name}: a shared extension module, which a static interpreter cannot load"
+            ));
+        }
+    }
     for lib in &elf.libraries {
         if lib.starts_with("libssl") || lib.starts_with("libcrypto") || lib.starts_with("libz.") {
             report
@@ -146,7 +161,7 @@ pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report)
                 || e.d_tag == dynamic::DT_BIND_NOW
         })
     });
-    if elf.dynamic.is_some() && !bind_now {
+    if elf.dynamic.is_some() && !bind_now && !tc.fully_static {
         report
             .violations
             .push(format!("{name}: no BIND_NOW (RELRO is partial)"));
@@ -161,7 +176,9 @@ pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report)
     }
     // The interpreter itself must show -fstack-protector and FORTIFY_SOURCE:
     // both leave imports behind (__stack_chk_fail, __*_chk).
-    if is_executable {
+    // (A static executable carries libc's own __stack_chk_fail whatever our
+    // flags were, so for it check_tree reads the recorded CFLAGS instead.)
+    if is_executable && !tc.fully_static {
         let imports: Vec<&str> = elf
             .dynsyms
             .iter()
@@ -173,14 +190,48 @@ pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report)
                 "{name}: built without a stack protector (no __stack_chk_fail)"
             ));
         }
-        if !imports
-            .iter()
-            .any(|s| s.starts_with("__") && s.ends_with("_chk") && *s != "__stack_chk_fail")
+        if tc.fortify
+            && !imports
+                .iter()
+                .any(|s| s.starts_with("__") && s.ends_with("_chk") && *s != "__stack_chk_fail")
         {
             report.violations.push(format!(
                 "{name}: built without FORTIFY_SOURCE (no __*_chk imports)"
             ));
         }
+    }
+    Ok(())
+}
+
+/// A static interpreter's symbols cannot show our compile flags (libc brings
+/// its own stack-protector symbols), so read the flags CPython recorded in
+/// its installed Makefile: the stack protector must be there.
+fn check_recorded_cflags(root: &Path, report: &mut Report) -> Result<()> {
+    let makefile = fs::read_dir(root.join("lib"))?
+        .flatten()
+        .flat_map(|d| fs::read_dir(d.path()).into_iter().flatten().flatten())
+        .map(|e| e.path().join("Makefile"))
+        .find(|p| {
+            p.is_file()
+                && p.parent()
+                    .is_some_and(|d| d.to_string_lossy().contains("/config-"))
+        });
+    let Some(makefile) = makefile else {
+        report
+            .violations
+            .push("no lib/python*/config-*/Makefile to read the compile flags from".into());
+        return Ok(());
+    };
+    let text = fs::read_to_string(&makefile)?;
+    let cflags = text
+        .lines()
+        .find(|l| l.starts_with("CONFIGURE_CFLAGS="))
+        .unwrap_or("");
+    if !cflags.contains("-fstack-protector") {
+        report.violations.push(format!(
+            "{}: CONFIGURE_CFLAGS has no -fstack-protector",
+            makefile.display()
+        ));
     }
     Ok(())
 }
@@ -198,6 +249,9 @@ pub fn check_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
         let bytes = fs::read(&f)?;
         check_elf(&f, &bytes, tc, &mut report)?;
         report.files_checked += 1;
+    }
+    if tc.fully_static {
+        check_recorded_cflags(root, &mut report)?;
     }
     if let (Some(max), Some(seen)) = (&tc.max_glibc, &report.max_glibc) {
         if version_key(seen) > version_key(max) {
@@ -401,6 +455,43 @@ mod tests {
                 .map(|s| &*Box::leak(s.to_string().into_boxed_str())),
         );
         v
+    }
+
+    /// A fully static target refuses a dynamically linked interpreter and
+    /// any shared extension module.
+    #[test]
+    fn static_target_rules() {
+        let d = tempfile::tempdir().unwrap();
+        let mut tc = toolchain();
+        tc.fully_static = true;
+        tc.needed_allowlist.clear();
+        let bin = d.path().join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        let c = d.path().join("p.c");
+        fs::write(&c, PROGRAM).unwrap();
+        let build = |out: &Path, flags: &[&str]| {
+            let st = Command::new("gcc")
+                .args(flags)
+                .arg(&c)
+                .arg("-o")
+                .arg(out)
+                .status()
+                .unwrap();
+            assert!(st.success());
+            let mut r = Report::default();
+            check_elf(out, &fs::read(out).unwrap(), &tc, &mut r).unwrap();
+            r.violations
+        };
+        let dynamic = build(&bin.join("python3"), HARDENED);
+        assert!(
+            dynamic.iter().any(|v| v.contains("PT_INTERP")),
+            "{dynamic:?}"
+        );
+        let module = build(&d.path().join("m.so"), &with(&["-shared", "-fPIC"]));
+        assert!(
+            module.iter().any(|v| v.contains("shared extension module")),
+            "{module:?}"
+        );
     }
 
     #[test]
