@@ -121,7 +121,11 @@ pub fn build(
         .env("CC", &tc.cc)
         .env(
             "CFLAGS",
-            format!("{} {}", tc.cflags.join(" "), prefix_map_flags(&rewrites)),
+            format!(
+                "{} {}",
+                tc.cflags_with_headers(cache)?,
+                prefix_map_flags(&rewrites)
+            ),
         )
         .env("CPPFLAGS", format!("-I{}/include", deps.prefix.display()))
         .env("LDFLAGS", ldflags(tc, deps))

@@ -194,7 +194,7 @@ fn build_one(
     };
     let cflags = format!(
         "{} {}",
-        tc.cflags.join(" "),
+        tc.cflags_with_headers(cache)?,
         prefix_map_flags(&reproducible::rewrites(&cache.root, work.path()))
     );
     let step = |args: Vec<String>, what: String| -> Result<()> {

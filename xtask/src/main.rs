@@ -23,6 +23,7 @@ mod source;
 mod testing;
 mod util;
 mod validate;
+mod workflow;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -102,6 +103,8 @@ enum Cmd {
         #[arg(long)]
         keep: bool,
     },
+    /// Write .github/workflows/release.yml from toolchains/.
+    CiWorkflow,
     /// Show CPython versions, targets and OpenSSL choices and where they come from.
     List,
     /// Patch-series maintenance.
@@ -144,6 +147,10 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Test(sel) => testing::test(&sel.options(false)),
         Cmd::Conform { select, from_deb } => testing::conform(&select.options(false), from_deb),
         Cmd::StdlibTests(sel) => testing::stdlib(&sel.options(false)),
+        Cmd::CiWorkflow => {
+            println!("wrote {}", workflow::write()?.display());
+            Ok(())
+        }
         Cmd::Repro { select, keep } => repro::run(&select.options(false), keep),
         Cmd::List => list(),
         Cmd::Patches {

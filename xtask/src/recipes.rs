@@ -160,12 +160,44 @@ pub struct Toolchain {
     /// are (a static musl binary runs on any x86_64 Linux).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs_on: Vec<String>,
+    /// Kernel header directories (name, system path) a C library without
+    /// its own (musl-gcc) is given through a private `-isystem` directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_headers: Vec<(String, String)>,
+    /// The GitHub Actions runner that builds this target in release.yml
+    /// (CI metadata, not a build input: never part of a cache key).
+    #[serde(default, skip_serializing)]
+    pub ci_runner: Option<String>,
     /// Debian packages the toolchain needs: (command or path, package).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<(String, String)>,
 }
 
 impl Toolchain {
+    /// The C flags for deps and CPython: the toolchain's, plus an
+    /// `-isystem` directory of kernel headers when the toolchain asks for one
+    /// (made in the cache: symlinks to the system's headers).
+    pub fn cflags_with_headers(&self, cache: &crate::util::Cache) -> Result<String> {
+        let mut flags = self.cflags.join(" ");
+        if !self.kernel_headers.is_empty() {
+            let dir = cache.dir(&format!("toolchains/{}/kernel-headers", self.triple))?;
+            for (name, target) in &self.kernel_headers {
+                let link = dir.join(name);
+                if !Path::new(target).is_dir() {
+                    bail!(
+                        "toolchains/{}.toml wants kernel headers from {target}; install linux-libc-dev",
+                        self.triple
+                    );
+                }
+                if fs::symlink_metadata(&link).is_err() {
+                    std::os::unix::fs::symlink(target, &link)?;
+                }
+            }
+            flags.push_str(&format!(" -isystem {}", dir.display()));
+        }
+        Ok(flags)
+    }
+
     /// True when binaries for this target run on the machine doing the build.
     pub fn runs_here(&self) -> bool {
         let host = host_triple();
