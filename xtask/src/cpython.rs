@@ -118,7 +118,7 @@ pub fn build(
         .current_dir(&src)
         .arg(format!("--prefix={prefix}"))
         .arg("--with-ensurepip=no")
-        .env("CC", &tc.cc)
+        .env("CC", tc.cc_for_cpython(cache)?)
         .env(
             "CFLAGS",
             format!(
@@ -152,6 +152,7 @@ pub fn build(
         // interpreter when asked (a static binary cannot dlopen).
         configure.env("MODULE_BUILDTYPE", "static");
     }
+    configure.args(&tc.cpython_configure);
     configure.args(&recipe.configure);
     // 2.7's setup.py finds OpenSSL itself (Setup.local); 3.x's configure is told.
     if !recipe.is_python2() {

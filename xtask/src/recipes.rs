@@ -156,6 +156,9 @@ pub struct Toolchain {
     /// needs 3.13's MODULE_BUILDTYPE); older selections are skipped with a note.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_python: Option<String>,
+    /// Whether executables can be position-independent on this target.
+    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
+    pub pie: bool,
     /// Other host triples whose machines run this target's binaries as they
     /// are (a static musl binary runs on any x86_64 Linux).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -164,6 +167,13 @@ pub struct Toolchain {
     /// its own (musl-gcc) is given through a private `-isystem` directory.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kernel_headers: Vec<(String, String)>,
+    /// Extra `./configure` arguments for CPython on this target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpython_configure: Vec<String>,
+    /// What `$CC --print-multiarch` must answer: musl-gcc is Debian's gcc
+    /// and answers the glibc triplet, which CPython's configure rejects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiarch: Option<String>,
     /// The GitHub Actions runner that builds this target in release.yml
     /// (CI metadata, not a build input: never part of a cache key).
     #[serde(default, skip_serializing)]
@@ -174,6 +184,33 @@ pub struct Toolchain {
 }
 
 impl Toolchain {
+    /// The compiler command for CPython's configure: `cc`, or (when the
+    /// toolchain fixes `multiarch`) a wrapper in the cache that answers
+    /// `--print-multiarch` itself and runs `cc` for everything else.
+    pub fn cc_for_cpython(&self, cache: &crate::util::Cache) -> Result<String> {
+        let Some(multiarch) = &self.multiarch else {
+            return Ok(self.cc.clone());
+        };
+        let dir = cache.dir(&format!("toolchains/{}/bin", self.triple))?;
+        let wrapper = dir.join("cc");
+        let script = format!(
+            "#!/bin/sh
+# Written by tlsforge (toolchains/{}.toml: multiarch).
+             if [ \"$1\" = --print-multiarch ]; then echo {multiarch}; exit 0; fi
+             exec {} \"$@\"
+",
+            self.triple, self.cc
+        );
+        if fs::read_to_string(&wrapper).ok().as_deref() != Some(script.as_str()) {
+            let tmp = dir.join("cc.tmp");
+            fs::write(&tmp, script)?;
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
+            fs::rename(&tmp, &wrapper)?;
+        }
+        Ok(wrapper.display().to_string())
+    }
+
     /// The C flags for deps and CPython: the toolchain's, plus an
     /// `-isystem` directory of kernel headers when the toolchain asks for one
     /// (made in the cache: symlinks to the system's headers).

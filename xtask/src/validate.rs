@@ -145,7 +145,7 @@ pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report)
         }
     }
     // Hardening: PIE executables, full RELRO, non-executable stack.
-    if is_executable && elf.header.e_type != header::ET_DYN {
+    if is_executable && tc.pie && elf.header.e_type != header::ET_DYN {
         report
             .violations
             .push(format!("{name}: not a position-independent executable"));
