@@ -335,7 +335,7 @@ fn build_one(
                         &built.root,
                         recipe.is_python2(),
                         &tc.run_under,
-                        recipes.modules.required.get(recipe.is_python2()),
+                        &recipes.modules.required_for(recipe.is_python2(), tc),
                     )?,
                     false,
                 ))
@@ -389,6 +389,7 @@ fn build_one(
         json!(built
             .omitted
             .iter()
+            .chain(tc.not_importable.iter())
             .map(|(m, why)| json!({"module": m, "reason": why}))
             .collect::<Vec<_>>()),
     );

@@ -156,6 +156,10 @@ pub struct Toolchain {
     /// needs 3.13's MODULE_BUILDTYPE); older selections are skipped with a note.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_python: Option<String>,
+    /// (module, reason) pairs that cannot work on this target; they are
+    /// dropped from the required imports and listed as omitted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_importable: Vec<(String, String)>,
     /// Whether executables can be position-independent on this target.
     #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
     pub pie: bool,
@@ -286,6 +290,18 @@ pub struct Modules {
 pub struct PerMajor<T> {
     pub python2: T,
     pub python3: T,
+}
+
+impl Modules {
+    /// The modules an interpreter for `tc` must import.
+    pub fn required_for(&self, python2: bool, tc: &Toolchain) -> Vec<String> {
+        self.required
+            .get(python2)
+            .iter()
+            .filter(|m| !tc.not_importable.iter().any(|(n, _)| n == *m))
+            .cloned()
+            .collect()
+    }
 }
 
 impl<T> PerMajor<T> {

@@ -230,7 +230,7 @@ fn install_debs(
             &exe,
             a.python2,
             &[],
-            modules.required.get(a.python2),
+            &modules.required_for(a.python2, tc),
             Some(Path::new(&a.prefix)),
         )
         .with_context(|| format!("the interpreter installed from {}", deb.display()))?;
