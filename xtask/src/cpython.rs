@@ -86,7 +86,7 @@ pub fn build(
         .add("configure", recipe.configure.join(" "))
         .add("openssl", &openssl.key)
         .add("deps", &deps.key)
-        .add("toolchain", toml::to_string(tc)?)
+        .add("toolchain", tc.build_key_text()?)
         .add("prefix", &prefix)
         .finish();
     let dir = cache

@@ -188,6 +188,16 @@ pub struct Toolchain {
 }
 
 impl Toolchain {
+    /// The toolchain as a build input: everything that changes what is
+    /// compiled, nothing that only describes the target (status, reason,
+    /// aliases), so editing a description never invalidates a build.
+    pub fn build_key_text(&self) -> Result<String> {
+        let mut t = self.clone();
+        t.status.clear();
+        t.reason = None;
+        t.aliases.clear();
+        Ok(toml::to_string(&t)?)
+    }
     /// The compiler command for CPython's configure: `cc`, or (when the
     /// toolchain fixes `multiarch`) a wrapper in the cache that answers
     /// `--print-multiarch` itself and runs `cc` for everything else.
@@ -467,5 +477,25 @@ mod tests {
     fn versions_sort_numerically() {
         assert!(version_key("3.13.5") > version_key("3.9.2"));
         assert!(version_key("2.7.18") < version_key("3.9.2"));
+    }
+
+    #[test]
+    fn describing_a_toolchain_does_not_change_its_build_key() {
+        let r = Recipes::load().unwrap();
+        let tc = r.toolchain(Some("x86_64-unknown-linux-gnu")).unwrap();
+        let mut described = tc.clone();
+        described.status = "validated".into();
+        described.reason = Some("a note".into());
+        described.aliases.push("another-name".into());
+        assert_eq!(
+            tc.build_key_text().unwrap(),
+            described.build_key_text().unwrap()
+        );
+        let mut rebuilt = tc.clone();
+        rebuilt.cflags.push("-O3".into());
+        assert_ne!(
+            tc.build_key_text().unwrap(),
+            rebuilt.build_key_text().unwrap()
+        );
     }
 }
