@@ -127,6 +127,18 @@ pub fn parse_one_line(text: &str) -> Vec<Archive> {
     out
 }
 
+/// The pinned suite, then unstable: when a stable suite's index moves to a
+/// new point release, the archive drops the superseded revision's files
+/// from the pool unless another suite still lists them, and unstable
+/// usually does. The sha256 pin, not the suite, decides what is accepted.
+fn suites_for(pinned: &str) -> Vec<String> {
+    let mut suites = vec![pinned.to_string()];
+    if pinned != "sid" && pinned != "unstable" {
+        suites.push("sid".to_string());
+    }
+    suites
+}
+
 /// Downloads `deb.file` with `apt-get source --download-only` against a
 /// private sources list for `deb.suite`; returns the path of the orig file.
 pub fn fetch_orig(cache: &Cache, deb: &DebianSource) -> Result<PathBuf> {
@@ -137,7 +149,8 @@ pub fn fetch_orig(cache: &Cache, deb: &DebianSource) -> Result<PathBuf> {
     if archives.is_empty() {
         bail!("no Debian archive in /etc/apt/sources.list or /etc/apt/sources.list.d");
     }
-    let state = cache.dir(&format!("apt/{}", deb.suite))?;
+    let suites = suites_for(&deb.suite);
+    let state = cache.dir(&format!("apt/{}", suites.join("+")))?;
     let lists = state.join("lists");
     fs::create_dir_all(lists.join("partial"))?;
     let sources_file = state.join("sources.list");
@@ -148,7 +161,9 @@ pub fn fetch_orig(cache: &Cache, deb: &DebianSource) -> Result<PathBuf> {
             .as_ref()
             .map(|k| format!("[signed-by={k}] "))
             .unwrap_or_default();
-        sources.push_str(&format!("deb-src {opt}{} {} main\n", a.uri, deb.suite));
+        for suite in &suites {
+            sources.push_str(&format!("deb-src {opt}{} {suite} main\n", a.uri));
+        }
     }
     fs::write(&sources_file, &sources)?;
     let apt = |args: &[&str], cwd: &Path| -> Result<()> {
@@ -220,6 +235,12 @@ pub fn fetch_orig(cache: &Cache, deb: &DebianSource) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unstable_backs_up_a_stable_suite() {
+        assert_eq!(suites_for("trixie"), ["trixie", "sid"]);
+        assert_eq!(suites_for("sid"), ["sid"]);
+    }
 
     #[test]
     fn deb822_keeps_debian_main_suites_only() {

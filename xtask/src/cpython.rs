@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::compilers::Compilers;
 use crate::deps::Deps;
 use crate::openssl::Openssl;
 use crate::recipes::{CpythonRecipe, Modules, Toolchain};
@@ -42,14 +43,16 @@ pub fn install_prefix(recipe: &CpythonRecipe) -> String {
 }
 
 /// The `*static*` section that links our libraries into the interpreter.
-pub fn setup_local(openssl: &Openssl, deps: &Deps) -> Result<String> {
+pub fn setup_local(openssl: &Openssl, deps: &Deps, tc: &Toolchain) -> Result<String> {
     let o = openssl.prefix.display();
     let z = deps.get("zlib")?.prefix.display();
+    // (macOS has threads in libSystem, and no libpthread to name)
+    let pthread = if tc.os == "macos" { "" } else { " -lpthread" };
     Ok(format!(
         "# Written by tlsforge: link TLS, hashing and zlib statically.\n\
          *static*\n\
-         _ssl _ssl.c -DUSE_SSL -I{o}/include {o}/lib/libssl.a {o}/lib/libcrypto.a -lpthread\n\
-         _hashlib _hashopenssl.c -I{o}/include {o}/lib/libcrypto.a -lpthread\n\
+         _ssl _ssl.c -DUSE_SSL -I{o}/include {o}/lib/libssl.a {o}/lib/libcrypto.a{pthread}\n\
+         _hashlib _hashopenssl.c -I{o}/include {o}/lib/libcrypto.a{pthread}\n\
          zlib zlibmodule.c -I{z}/include {z}/lib/libz.a\n"
     ))
 }
@@ -57,15 +60,21 @@ pub fn setup_local(openssl: &Openssl, deps: &Deps) -> Result<String> {
 /// Linker flags: the toolchain's hardening, our static archives first on the
 /// search path, and `--exclude-libs` naming every archive we link so none of
 /// their symbols is exported (ALL would also hide libpython's own).
-pub fn ldflags(tc: &Toolchain, deps: &Deps) -> String {
-    let mut libs = vec!["libssl.a".to_string(), "libcrypto.a".to_string()];
-    libs.extend(deps.static_libs());
-    format!(
-        "{} -L{}/lib -Wl,--exclude-libs,{}",
+pub fn ldflags(tc: &Toolchain, deps: &Deps, cache: &Cache) -> Result<String> {
+    let mut flags = format!(
+        "{} {} -L{}/lib",
         tc.ldflags.join(" "),
-        deps.prefix.display(),
-        libs.join(":")
-    )
+        tc.sdk_ldflags(cache)?,
+        deps.prefix.display()
+    );
+    // Mach-O has no --exclude-libs: there the libraries are compiled with
+    // hidden visibility instead (toolchain library_cflags).
+    if tc.binary_format == "elf" {
+        let mut libs = vec!["libssl.a".to_string(), "libcrypto.a".to_string()];
+        libs.extend(deps.static_libs());
+        flags.push_str(&format!(" -Wl,--exclude-libs,{}", libs.join(":")));
+    }
+    Ok(flags.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 pub fn build(
@@ -75,6 +84,7 @@ pub fn build(
     openssl: &Openssl,
     deps: &Deps,
     tc: &Toolchain,
+    compilers: &Compilers,
     build_python: Option<&Path>,
     modules: &Modules,
     jobs: usize,
@@ -107,7 +117,10 @@ pub fn build(
     let work = tempfile::tempdir_in(cache.dir("cpython")?)?;
     let src = work.path().join("build");
     copy_tree(&tree.path, &src)?;
-    fs::write(src.join("Modules/Setup.local"), setup_local(openssl, deps)?)?;
+    fs::write(
+        src.join("Modules/Setup.local"),
+        setup_local(openssl, deps, tc)?,
+    )?;
     let staged = work.path().join("out");
     let rewrites = reproducible::rewrites(&cache.root, work.path());
     let log = cache.log_path(&format!("cpython-{}-{}", recipe.version, tc.triple))?;
@@ -118,25 +131,61 @@ pub fn build(
         .current_dir(&src)
         .arg(format!("--prefix={prefix}"))
         .arg("--with-ensurepip=no")
-        .env("CC", tc.cc_for_cpython(cache)?)
+        .env("CC", &compilers.cc)
         .env(
             "CFLAGS",
             format!(
-                "{} {}",
+                "{} {} {}",
                 tc.cflags_with_headers(cache)?,
+                if recipe.is_python2() {
+                    tc.cflags_python2.join(" ")
+                } else {
+                    String::new()
+                },
                 prefix_map_flags(&rewrites)
             ),
         )
         .env("CPPFLAGS", format!("-I{}/include", deps.prefix.display()))
-        .env("LDFLAGS", ldflags(tc, deps))
+        .env("LDFLAGS", ldflags(tc, deps, cache)?)
         // configure sees only our .pc files, with static link lines.
         .env("PKG_CONFIG", deps.pkg_config())
         .env("PKG_CONFIG_LIBDIR", deps.prefix.join("lib/pkgconfig"))
-        .env("PKG_CONFIG_PATH", "")
-        // The pinned expat and libffi, not the copies in the CPython tree.
-        .arg("--with-system-expat")
-        .arg("--with-system-ffi");
-    if let Some(host) = &tc.configure_host {
+        .env("PKG_CONFIG_PATH", "");
+    if let Some(cxx) = &compilers.cxx {
+        configure
+            .env("CXX", cxx)
+            .env("AR", &compilers.ar)
+            .env("RANLIB", &compilers.ranlib);
+    }
+    for (name, value) in &tc.configure_env {
+        let value = value
+            .replace("{cc}", &compilers.cc)
+            .replace("{cxx}", compilers.cxx.as_deref().unwrap_or("c++"));
+        configure.env(name, value);
+    }
+    // The pinned expat and libffi, not the copies in the CPython tree.
+    if deps.get("expat").is_ok() {
+        configure.arg("--with-system-expat");
+    }
+    if deps.get("libffi").is_ok() {
+        configure.arg("--with-system-ffi");
+    }
+    // 2.7's configure finds its build-Python as `python2.7` on PATH, and
+    // its Makefile runs it by that name.
+    let path_with_build_python = match (&tc.configure_host, build_python) {
+        (Some(_), Some(python)) => {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let mut dirs: Vec<PathBuf> =
+                python.parent().into_iter().map(Path::to_path_buf).collect();
+            dirs.extend(std::env::split_paths(&path));
+            Some(std::env::join_paths(dirs)?)
+        }
+        _ => None,
+    };
+    if let Some(path) = &path_with_build_python {
+        configure.env("PATH", path);
+    }
+    if let (Some(host), true) = (&tc.configure_host, tc.is_cross()) {
         let build_python = build_python.context("a cross build needs a native build-Python")?;
         configure
             .arg(format!("--host={host}"))
@@ -172,6 +221,9 @@ pub fn build(
 
     let mut make = Command::new("make");
     make.current_dir(&src).arg(format!("-j{jobs}"));
+    if let Some(path) = &path_with_build_python {
+        make.env("PATH", path);
+    }
     steps.push((
         "make".to_string(),
         run_logged(make, &format!("compiling CPython {}", recipe.version), &log)?,
@@ -185,6 +237,12 @@ pub fn build(
         .arg(format!("-j{jobs}"))
         .arg("install")
         .arg(format!("DESTDIR={}", staged.join("install").display()));
+    if let Some(path) = &path_with_build_python {
+        install.env("PATH", path);
+        if recipe.is_python2() {
+            install.arg(python2_cross_install_interpreter(&src)?);
+        }
+    }
     steps.push((
         "make install".to_string(),
         run_logged(
@@ -197,12 +255,13 @@ pub fn build(
     if !staged_root.join("bin").is_dir() {
         bail!("make install left no {}/bin", staged_root.display());
     }
-    let omitted = omitted_modules(
-        &staged_root,
-        &src,
-        tc,
-        modules.omitted.get(recipe.is_python2()),
-    )?;
+    let mut on_purpose = modules.omitted.get(recipe.is_python2()).clone();
+    for (module, why) in &deps.left_out {
+        on_purpose
+            .entry(module.clone())
+            .or_insert_with(|| why.clone());
+    }
+    let omitted = omitted_modules(&staged_root, &src, tc, &on_purpose)?;
     let started = std::time::Instant::now();
     make_reproducible(
         &staged_root,
@@ -229,6 +288,36 @@ pub fn build(
         steps,
         omitted,
     })
+}
+
+/// 2.7's `make install` byte-compiles with its build-Python and a
+/// PYTHONPATH that starts with the target's extension modules, which the
+/// build machine cannot load ("invalid ELF header" for a Mach-O _struct.so).
+/// It gets a PYTHONPATH with only the target's sysconfig data and the
+/// pure-Python library instead.
+fn python2_cross_install_interpreter(src: &Path) -> Result<String> {
+    let makefile = fs::read_to_string(src.join("Makefile"))?;
+    let var = |name: &str| {
+        makefile
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim_start().strip_prefix('='))
+            .map(|v| v.trim().to_string())
+            .with_context(|| format!("no {name} in CPython's Makefile"))
+    };
+    let machdep = var("MACHDEP")?;
+    let sysconfig_only = src.join("build/sysconfigdata-only");
+    fs::create_dir_all(&sysconfig_only)?;
+    let built = fs::read_dir(src.join("build"))?
+        .flatten()
+        .map(|e| e.path().join("_sysconfigdata.py"))
+        .find(|p| p.is_file())
+        .context("2.7's build left no build/lib.*/_sysconfigdata.py")?;
+    fs::copy(&built, sysconfig_only.join("_sysconfigdata.py"))?;
+    let s = src.display();
+    Ok(format!(
+        "PYTHON_FOR_BUILD=_PYTHON_PROJECT_BASE={s} _PYTHON_HOST_PLATFORM={machdep} \
+         PYTHONPATH={s}/build/sysconfigdata-only:{s}/Lib:{s}/Lib/plat-{machdep} python2.7"
+    ))
 }
 
 /// Modules the build does not contain: those pruned because they linked a

@@ -11,6 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::compilers::Compilers;
 use crate::recipes::{DepRecipe, Toolchain};
 use crate::reproducible::{self, prefix_map_flags};
 use crate::source;
@@ -34,6 +35,9 @@ pub struct Deps {
     /// include/, lib/ (static archives only), lib/pkgconfig/, bin/pkg-config.
     pub prefix: PathBuf,
     pub key: String,
+    /// (module, why) for the modules whose dependency this target leaves
+    /// out (toolchain `without_deps`).
+    pub left_out: Vec<(String, String)>,
 }
 
 impl Deps {
@@ -89,19 +93,40 @@ pub fn build_all(
     cache: &Cache,
     recipes: &[DepRecipe],
     tc: &Toolchain,
+    compilers: &Compilers,
     mirrors: &[String],
     jobs: usize,
     t: &mut Timings,
     guard: impl Fn(bool) -> Result<()>,
 ) -> Result<Deps> {
     let mut list: Vec<Dep> = Vec::new();
-    for recipe in build_order(recipes)? {
+    let mut left_out = Vec::new();
+    for (name, why) in &tc.without_deps {
+        let r = recipes.iter().find(|r| &r.name == name).with_context(|| {
+            format!(
+                "toolchains/{}.toml: without_deps names {name}, which has no recipes/deps/{name}.toml",
+                tc.triple
+            )
+        })?;
+        for m in &r.modules {
+            left_out.push((
+                m.clone(),
+                format!("needs {name}, not built for this target: {why}"),
+            ));
+        }
+    }
+    let wanted: Vec<DepRecipe> = recipes
+        .iter()
+        .filter(|r| !tc.without_deps.iter().any(|(name, _)| name == &r.name))
+        .cloned()
+        .collect();
+    for recipe in build_order(&wanted)? {
         let required: Vec<&Dep> = list
             .iter()
             .filter(|d| recipe.requires.contains(&d.recipe.name))
             .collect();
         let dep = t.stage(format!("dep {} {}", recipe.name, recipe.version), || {
-            let d = build_one(cache, recipe, &required, tc, mirrors, jobs)?;
+            let d = build_one(cache, recipe, &required, tc, compilers, mirrors, jobs)?;
             guard(d.cache_hit)?;
             let hit = d.cache_hit;
             Ok((d, hit))
@@ -129,7 +154,12 @@ pub fn build_all(
         mark_complete(&merged)?;
         commit_dir(&merged, &prefix)?;
     }
-    Ok(Deps { list, prefix, key })
+    Ok(Deps {
+        list,
+        prefix,
+        key,
+        left_out,
+    })
 }
 
 fn build_one(
@@ -137,6 +167,7 @@ fn build_one(
     recipe: &DepRecipe,
     required: &[&Dep],
     tc: &Toolchain,
+    compilers: &Compilers,
     mirrors: &[String],
     jobs: usize,
 ) -> Result<Dep> {
@@ -146,8 +177,8 @@ fn build_one(
         .add("recipe", toml::to_string(recipe)?)
         .add("tree", &tree.key)
         .add("target", &tc.triple)
-        .add("cc", &tc.cc)
-        .add("cflags", tc.cflags.join(" "));
+        .add("cc", &compilers.key)
+        .add("cflags", crate::openssl::cflags(tc));
     for r in required {
         key.add("requires", &r.key);
     }
@@ -179,7 +210,7 @@ fn build_one(
     let log = cache.log_path(&format!("{}-{}-{}", recipe.name, recipe.version, tc.triple))?;
     let _ = fs::remove_file(&log);
 
-    let tools = Tools::for_toolchain(tc, &final_prefix);
+    let tools = Tools::for_toolchain(tc, compilers, &final_prefix);
     let cppflags: Vec<String> = required
         .iter()
         .map(|r| format!("-I{}/include", r.prefix.display()))
@@ -193,15 +224,16 @@ fn build_one(
         None => build_dir,
     };
     let cflags = format!(
-        "{} {}",
+        "{} {} {}",
         tc.cflags_with_headers(cache)?,
+        tc.library_cflags.join(" "),
         prefix_map_flags(&reproducible::rewrites(&cache.root, work.path()))
     );
     let step = |args: Vec<String>, what: String| -> Result<()> {
         let mut cmd = Command::new(&args[0]);
         cmd.args(&args[1..])
             .current_dir(&build_dir)
-            .env("CC", &tc.cc)
+            .env("CC", &compilers.cc)
             .env("AR", &tools.ar)
             .env("RANLIB", &tools.ranlib)
             .env("CFLAGS", &cflags)
@@ -210,8 +242,9 @@ fn build_one(
             // Deps never look at the build machine's .pc files.
             .env("PKG_CONFIG_LIBDIR", "/nonexistent")
             .env("PKG_CONFIG_PATH", "");
-        if let Some(host) = &tc.configure_host {
-            // zlib's configure derives ar/ranlib from CHOST.
+        if let (Some(host), None) = (&tc.configure_host, &tc.zig) {
+            // zlib's configure derives ar/ranlib from CHOST (for a darwin
+            // CHOST it would want Apple's libtool: zig's AR is given instead).
             cmd.env("CHOST", host);
         }
         run_logged(cmd, &what, &log)?;
@@ -301,17 +334,14 @@ struct Tools {
 }
 
 impl Tools {
-    fn for_toolchain(tc: &Toolchain, prefix: &Path) -> Tools {
-        let (ar, ranlib) = match &tc.configure_host {
-            Some(host) => (format!("{host}-ar"), format!("{host}-ranlib")),
-            None => ("ar".to_string(), "ranlib".to_string()),
-        };
+    fn for_toolchain(tc: &Toolchain, compilers: &Compilers, prefix: &Path) -> Tools {
+        let (ar, ranlib) = (compilers.ar.clone(), compilers.ranlib.clone());
         let vars = BTreeMap::from([
             ("{prefix}", prefix.display().to_string()),
-            ("{cc}", tc.cc.clone()),
+            ("{cc}", compilers.cc.clone()),
             ("{ar}", ar.clone()),
             ("{ranlib}", ranlib.clone()),
-            ("{cflags}", tc.cflags.join(" ")),
+            ("{cflags}", crate::openssl::cflags(tc)),
         ]);
         Tools { ar, ranlib, vars }
     }

@@ -5,11 +5,13 @@
 //! → validate (validate.rs) → package (package.rs); pipeline.rs wires them.
 
 mod apt;
+mod compilers;
 mod cpython;
 mod deb;
 mod deps;
 mod extract;
 mod fetch;
+mod macho;
 mod openssl;
 mod package;
 mod patch;

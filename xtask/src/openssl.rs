@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::compilers::Compilers;
 use crate::recipes::{host_triple, OpensslRecipe, Toolchain};
 use crate::util::{is_complete, mark_complete, run_logged, Cache, KeyBuilder};
 
@@ -41,14 +42,21 @@ fn crate_openssl_version(choice: &str) -> Result<&'static str> {
     })
 }
 
+/// The toolchain's C flags plus those for static libraries only.
 pub fn cflags(tc: &Toolchain) -> String {
-    tc.cflags.join(" ")
+    tc.cflags
+        .iter()
+        .chain(&tc.library_cflags)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub fn build(
     cache: &Cache,
     recipe: &OpensslRecipe,
     tc: &Toolchain,
+    compilers: &Compilers,
     jobs: usize,
 ) -> Result<Openssl> {
     let crate_version = crate_openssl_version(&recipe.choice)?;
@@ -66,7 +74,7 @@ pub fn build(
         .add("crate", &recipe.crate_name)
         .add("target", &tc.triple)
         .add("openssldir", &tc.openssldir)
-        .add("cc", &tc.cc)
+        .add("cc", &compilers.key)
         .add("cflags", cflags(tc))
         .finish();
     let dir = cache
@@ -105,7 +113,12 @@ pub fn build(
     // with relative __FILE__ names, and it records its CFLAGS verbatim in
     // OpenSSL_version(OPENSSL_CFLAGS), where a mapped path would leak.
     .env("CFLAGS", cflags(tc))
-    .env("CC", &tc.cc);
+    .env("CC", &compilers.cc);
+    if tc.zig.is_some() {
+        // The cc crate (inside openssl-src) would otherwise pick the host's ar.
+        cmd.env("AR", &compilers.ar)
+            .env("RANLIB", &compilers.ranlib);
+    }
     run_logged(
         cmd,
         &format!("building OpenSSL {} for {}", recipe.version, tc.triple),

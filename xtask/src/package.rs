@@ -173,6 +173,21 @@ pub const PACKAGE_REVISION: u32 = 3;
 /// A skeleton with the fields every manifest has (named as in
 /// python-build-standalone's PYTHON.json where the meaning is the same);
 /// callers fill the rest.
+/// What `sysconfig.get_platform()` says on the target (wheel tags follow it).
+fn platform_tag(tc: &Toolchain) -> String {
+    match (tc.os.as_str(), &tc.min_os) {
+        ("macos", Some(min)) => {
+            let arch = if tc.arch == "aarch64" {
+                "arm64"
+            } else {
+                &tc.arch
+            };
+            format!("macosx-{min}-{arch}")
+        }
+        _ => format!("{}_{}", tc.os, tc.arch),
+    }
+}
+
 pub fn manifest_base(version: &str, tc: &Toolchain, python2: bool) -> Value {
     let short: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
     let nodot = short.replace('.', "");
@@ -191,7 +206,7 @@ pub fn manifest_base(version: &str, tc: &Toolchain, python2: bool) -> Value {
         "python_major_minor_version": short,
         "python_tag": format!("cp{nodot}"),
         "python_abi_tag": abi,
-        "python_platform_tag": format!("{}_{}", tc.os, tc.arch),
+        "python_platform_tag": platform_tag(tc),
         "python_exe": format!("bin/python{}", if python2 { "2" } else { "3" }),
         "python_stdlib": stdlib,
         "python_paths": {

@@ -81,6 +81,20 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
     let start = Instant::now();
     let recipes = Recipes::load()?;
     let cache = Cache::from_env()?;
+    if let Some(group) = opts.target.as_deref() {
+        let members = recipes.group(group);
+        if !members.is_empty() {
+            let mut all = Vec::new();
+            for tc in members {
+                let one = Options {
+                    target: Some(tc.triple.clone()),
+                    ..opts.clone()
+                };
+                all.extend(build(&one)?);
+            }
+            return Ok(all);
+        }
+    }
     let tc = recipes.toolchain(opts.target.as_deref())?;
     if tc.status == "unsupported" || tc.status == "plan" {
         bail!(
@@ -92,6 +106,28 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
     }
     let ossl_recipe = recipes.openssl(opts.openssl.as_deref())?;
     let mut pythons = selected(&recipes, &opts.pythons)?;
+    if !tc.pythons.is_empty() {
+        let (ok, unsupported): (Vec<_>, Vec<_>) = pythons
+            .into_iter()
+            .partition(|r| tc.supports_python(&r.series));
+        for r in &unsupported {
+            eprintln!(
+                "tlsforge: skipping CPython {} for {}: this target has patches for {} only (toolchains/{}.toml)",
+                r.version,
+                tc.triple,
+                tc.pythons.join(", "),
+                tc.triple
+            );
+        }
+        if ok.is_empty() {
+            bail!(
+                "nothing to build for {}: it supports CPython {}",
+                tc.triple,
+                tc.pythons.join(", ")
+            );
+        }
+        pythons = ok;
+    }
     if let Some(min) = &tc.min_python {
         let (ok, too_old): (Vec<_>, Vec<_>) = pythons
             .into_iter()
@@ -117,17 +153,45 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
         .map(|(c, p)| (c.as_str(), p.as_str()))
         .collect();
     crate::prereqs::ensure(&packages)?;
+    eprintln!(
+        "tlsforge: {} for {} with OpenSSL {} (cache {})",
+        pythons
+            .iter()
+            .map(|p| p.version.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        tc.triple,
+        ossl_recipe.version,
+        cache.root.display()
+    );
+    let compilers = crate::compilers::Compilers::for_toolchain(tc, &cache)?;
+    let mut t = Timings::default();
+    let ossl = t.stage(
+        format!("openssl {} ({})", ossl_recipe.version, tc.triple),
+        || {
+            guard_cached(
+                opts,
+                openssl::build(&cache, ossl_recipe, tc, &compilers, opts.jobs).map(|o| {
+                    let hit = o.cache_hit;
+                    (o, hit)
+                }),
+            )
+        },
+    )?;
+    let deps = deps::build_all(
+        &cache,
+        &recipes.deps,
+        tc,
+        &compilers,
+        &recipes.mirrors,
+        opts.jobs,
+        &mut t,
+        |hit| guard_cached(opts, Ok(((), hit))).map(|_| ()),
+    )?;
     // A cross build runs a native interpreter of the same version during the
     // build (to compile the stdlib, run setup steps): build those first.
     let mut build_pythons = std::collections::HashMap::new();
     if tc.is_cross() {
-        if let Some(p2) = pythons.iter().find(|p| p.is_python2()) {
-            bail!(
-                "cross builds of CPython {} are not supported yet (target {}); build 3.x for it",
-                p2.version,
-                tc.triple
-            );
-        }
         eprintln!(
             "tlsforge: {} is a cross target; building the native build-Pythons first",
             tc.triple
@@ -142,39 +206,6 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
             build_pythons.insert(a.version.clone(), a.root.join(format!("bin/python{short}")));
         }
     }
-    eprintln!(
-        "tlsforge: {} for {} with OpenSSL {} (cache {})",
-        pythons
-            .iter()
-            .map(|p| p.version.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        tc.triple,
-        ossl_recipe.version,
-        cache.root.display()
-    );
-    let mut t = Timings::default();
-    let ossl = t.stage(
-        format!("openssl {} ({})", ossl_recipe.version, tc.triple),
-        || {
-            guard_cached(
-                opts,
-                openssl::build(&cache, ossl_recipe, tc, opts.jobs).map(|o| {
-                    let hit = o.cache_hit;
-                    (o, hit)
-                }),
-            )
-        },
-    )?;
-    let deps = deps::build_all(
-        &cache,
-        &recipes.deps,
-        tc,
-        &recipes.mirrors,
-        opts.jobs,
-        &mut t,
-        |hit| guard_cached(opts, Ok(((), hit))).map(|_| ()),
-    )?;
     let mut artifacts = Vec::new();
     for recipe in pythons {
         let build_python = build_pythons
@@ -185,6 +216,7 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
             &recipes,
             recipe,
             tc,
+            &compilers,
             &ossl,
             &deps,
             build_python,
@@ -225,6 +257,7 @@ fn build_one(
     recipes: &Recipes,
     recipe: &CpythonRecipe,
     tc: &Toolchain,
+    compilers: &crate::compilers::Compilers,
     ossl: &openssl::Openssl,
     deps: &deps::Deps,
     build_python: Option<&std::path::Path>,
@@ -263,6 +296,7 @@ fn build_one(
                 ossl,
                 deps,
                 tc,
+                compilers,
                 build_python,
                 &recipes.modules,
                 opts.jobs,

@@ -121,6 +121,9 @@ pub struct Toolchain {
     pub triple: String,
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// Group names that select this target with others (`macos`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     pub status: String,
     pub os: String,
     pub arch: String,
@@ -182,9 +185,46 @@ pub struct Toolchain {
     /// (CI metadata, not a build input: never part of a cache key).
     #[serde(default, skip_serializing)]
     pub ci_runner: Option<String>,
+    /// Compile with zig's C compiler (PyPI ziglang) for this `-target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zig: Option<ZigTarget>,
+    /// Headers and framework stubs (a directory under toolchains/) for a
+    /// target whose SDK is not here; copied into the cache, then
+    /// `-isystem <dir>/include` and `-F <dir>/Frameworks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdk_stubs: Option<String>,
+    /// Extra C flags for OpenSSL and the deps only (not CPython): on
+    /// Mach-O, `-fvisibility=hidden` keeps their symbols out of the
+    /// interpreter's exports (ld64 has no --exclude-libs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub library_cflags: Vec<String>,
+    /// Extra C flags for CPython 2.7 (old C that newer compilers reject).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cflags_python2: Vec<String>,
+    /// Environment for CPython's configure; `{cc}` and `{cxx}` expand to
+    /// the toolchain's compilers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configure_env: Vec<(String, String)>,
+    /// (dependency, reason) pairs not built for this target; the modules
+    /// that need them are listed as omitted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub without_deps: Vec<(String, String)>,
+    /// Oldest OS release the binaries run on (macOS deployment target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_os: Option<String>,
+    /// The CPython series this target has patches for (empty: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pythons: Vec<String>,
     /// Debian packages the toolchain needs: (command or path, package).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ZigTarget {
+    /// zig's `-target`, e.g. `aarch64-macos.11.0` (the OS version is the
+    /// deployment target recorded in every binary).
+    pub target: String,
 }
 
 impl Toolchain {
@@ -196,35 +236,9 @@ impl Toolchain {
         t.status.clear();
         t.reason = None;
         t.aliases.clear();
+        t.groups.clear();
         Ok(toml::to_string(&t)?)
     }
-    /// The compiler command for CPython's configure: `cc`, or (when the
-    /// toolchain fixes `multiarch`) a wrapper in the cache that answers
-    /// `--print-multiarch` itself and runs `cc` for everything else.
-    pub fn cc_for_cpython(&self, cache: &crate::util::Cache) -> Result<String> {
-        let Some(multiarch) = &self.multiarch else {
-            return Ok(self.cc.clone());
-        };
-        let dir = cache.dir(&format!("toolchains/{}/bin", self.triple))?;
-        let wrapper = dir.join("cc");
-        let script = format!(
-            "#!/bin/sh
-# Written by tlsforge (toolchains/{}.toml: multiarch).
-             if [ \"$1\" = --print-multiarch ]; then echo {multiarch}; exit 0; fi
-             exec {} \"$@\"
-",
-            self.triple, self.cc
-        );
-        if fs::read_to_string(&wrapper).ok().as_deref() != Some(script.as_str()) {
-            let tmp = dir.join("cc.tmp");
-            fs::write(&tmp, script)?;
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
-            fs::rename(&tmp, &wrapper)?;
-        }
-        Ok(wrapper.display().to_string())
-    }
-
     /// The C flags for deps and CPython: the toolchain's, plus an
     /// `-isystem` directory of kernel headers when the toolchain asks for one
     /// (made in the cache: symlinks to the system's headers).
@@ -246,7 +260,50 @@ impl Toolchain {
             }
             flags.push_str(&format!(" -isystem {}", dir.display()));
         }
+        if let Some(stubs) = self.sdk_stubs_dir(cache)? {
+            flags.push_str(&format!(" -isystem {}/include", stubs.display()));
+        }
         Ok(flags)
+    }
+
+    /// The toolchain's SDK stubs, copied into the cache (build paths under
+    /// the cache are mapped away in what we ship; the checkout's are not).
+    pub fn sdk_stubs_dir(&self, cache: &crate::util::Cache) -> Result<Option<PathBuf>> {
+        // (on the target itself, its SDK is there)
+        let Some(stubs) = self.sdk_stubs.as_ref().filter(|_| !self.runs_here()) else {
+            return Ok(None);
+        };
+        let from = crate::util::workspace_root().join("toolchains").join(stubs);
+        if !from.is_dir() {
+            bail!(
+                "toolchains/{}.toml: sdk_stubs = {stubs:?}, but toolchains/{stubs} is not a directory",
+                self.triple
+            );
+        }
+        let to = cache.dir(&format!("toolchains/{}/sdk-stubs", self.triple))?;
+        // `cp -a from/. to`: refreshes the copy in place on every build.
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(from.join("."))
+            .arg(&to)
+            .status()?;
+        if !status.success() {
+            bail!("copying {} to {} failed", from.display(), to.display());
+        }
+        Ok(Some(to))
+    }
+
+    /// Linker flags that go with the SDK stubs (framework search path).
+    pub fn sdk_ldflags(&self, cache: &crate::util::Cache) -> Result<String> {
+        Ok(match self.sdk_stubs_dir(cache)? {
+            Some(stubs) => format!("-F{}/Frameworks", stubs.display()),
+            None => String::new(),
+        })
+    }
+
+    /// True when CPython `series` (e.g. "3.13") can be built for this target.
+    pub fn supports_python(&self, series: &str) -> bool {
+        self.pythons.is_empty() || self.pythons.iter().any(|p| p == series)
     }
 
     /// True when binaries for this target run on the machine doing the build.
@@ -255,7 +312,7 @@ impl Toolchain {
         self.triple == host || self.runs_on.contains(&host)
     }
     pub fn is_cross(&self) -> bool {
-        self.configure_host.is_some()
+        self.configure_host.is_some() && !self.runs_here()
     }
     /// True when its binaries run here, natively or under `run_under`.
     pub fn can_run(&self) -> bool {
@@ -408,6 +465,14 @@ impl Recipes {
     }
 
     /// `--target` accepts a triple or an alias; none means the host.
+    /// The toolchains a group name stands for (`--target macos`: both Macs).
+    pub fn group(&self, name: &str) -> Vec<&Toolchain> {
+        self.toolchains
+            .iter()
+            .filter(|t| t.groups.iter().any(|g| g == name))
+            .collect()
+    }
+
     pub fn toolchain(&self, wanted: Option<&str>) -> Result<&Toolchain> {
         let host = host_triple();
         let wanted = wanted.unwrap_or(&host);
@@ -415,9 +480,15 @@ impl Recipes {
             .toolchains
             .iter()
             .find(|t| t.triple == wanted || t.aliases.iter().any(|a| a == wanted));
-        if found.is_none() && wanted == "macos" {
-            bail!("--target macos means aarch64-apple-darwin and x86_64-apple-darwin, which cannot be built yet: {}",
-                self.toolchains.iter().find(|t| t.os == "macos").and_then(|t| t.reason.clone()).unwrap_or_default());
+        if found.is_none() && !self.group(wanted).is_empty() {
+            bail!(
+                "--target {wanted} names several targets ({}); name one of them here",
+                self.group(wanted)
+                    .iter()
+                    .map(|t| t.triple.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
         match found {
             Some(t) => Ok(t),

@@ -239,11 +239,10 @@ fn check_recorded_cflags(root: &Path, report: &mut Report) -> Result<()> {
 /// Runs every structural check over the installed tree.
 pub fn check_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
     let mut report = Report::default();
-    if tc.binary_format != "elf" {
-        bail!(
-            "validation of {} binaries is not implemented yet",
-            tc.binary_format
-        );
+    match tc.binary_format.as_str() {
+        "elf" => {}
+        "macho" => return check_macho_tree(root, tc),
+        other => bail!("validation of {other} binaries is not implemented"),
     }
     for f in elf_files(root)? {
         let bytes = fs::read(&f)?;
@@ -263,12 +262,54 @@ pub fn check_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
     Ok(report)
 }
 
+/// Mach-O: arch, deployment target, only the OS's dylibs, no rpath, PIE,
+/// a code signature on arm64, nothing of OpenSSL or the deps exported.
+fn check_macho_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
+    let min_os = tc.min_os.as_deref().with_context(|| {
+        format!(
+            "toolchains/{}.toml: a Mach-O target needs min_os",
+            tc.triple
+        )
+    })?;
+    let rules = crate::macho::MachoRules {
+        arch: &tc.arch,
+        min_os,
+        allowed_dylib_prefixes: &tc.needed_allowlist,
+        hidden_prefixes: HIDDEN_PREFIXES,
+    };
+    let mut report = Report::default();
+    for f in crate::macho::macho_files(root)? {
+        let bytes = fs::read(&f)?;
+        crate::macho::check_macho(
+            &f,
+            &bytes,
+            &rules,
+            &mut report.violations,
+            &mut report.needed,
+        )?;
+        report.files_checked += 1;
+    }
+    if report.files_checked == 0 {
+        report
+            .violations
+            .push(format!("no Mach-O file under {}", root.display()));
+    }
+    report.needed.sort();
+    report.needed.dedup();
+    Ok(report)
+}
+
 /// Extension modules that link a library outside the allowlist came from
 /// whatever -dev packages the build machine happens to have, not from pinned
 /// sources; they are removed so every machine ships the same set, and the
 /// manifest lists them with the library each one needed.
 pub fn prune_system_linked(root: &Path, tc: &Toolchain) -> Result<Vec<(String, String)>> {
     let mut omitted = Vec::new();
+    // (a cross toolchain without a system library directory, like zig's
+    // macOS target, cannot link anything outside the pinned deps)
+    if tc.binary_format != "elf" {
+        return Ok(omitted);
+    }
     for f in elf_files(root)? {
         if !f.extension().is_some_and(|e| e == "so") {
             continue;

@@ -1,0 +1,38 @@
+#!/bin/sh
+# zig as the cross toolchain for one target. tlsforge copies this file into
+# the cache as cc, c++, ar and ranlib of a toolchain, with the @…@ values
+# filled in (toolchains/<triple>.toml, [zig]); build systems then call it as
+# an ordinary compiler. It rewrites the flags zig handles differently from
+# Apple's clang and ld64 (found in toolchains/darwin-lab/LAB.md).
+ZIG='@ZIG@'
+TOOL='@TOOL@'
+TARGET='@TARGET@'
+export ZIG_GLOBAL_CACHE_DIR='@ZIG_CACHE@'
+export ZIG_LOCAL_CACHE_DIR='@ZIG_CACHE@'
+case $TOOL in
+  ar|ranlib) exec "$ZIG" "$TOOL" "$@" ;;
+esac
+# Rebuild "$@" without the flags zig cannot take.
+n=$#
+skip=0
+while [ "$n" -gt 0 ]; do
+  a=$1
+  shift
+  n=$((n - 1))
+  if [ "$skip" = 1 ]; then skip=0; continue; fi
+  case $a in
+    # The architecture and OS version come from -target: '-arch x86_64'
+    # next to an aarch64 target is an error, and zig ignores
+    # -mmacosx-version-min (LC_BUILD_VERSION's minos is the -target's).
+    -arch) skip=1 ;;
+    -mmacosx-version-min=*|--target=*|-target) ;;
+    # 'zig cc -bundle' crashes; a dylib loads through dlopen the same way.
+    -bundle) set -- "$@" -shared ;;
+    -Wl,-search_paths_first) ;;
+    # ld64 reads -stack_size as hex, zig's linker as decimal.
+    -Wl,-stack_size,0x*) set -- "$@" "$a" ;;
+    -Wl,-stack_size,*) set -- "$@" "-Wl,-stack_size,0x${a#-Wl,-stack_size,}" ;;
+    *) set -- "$@" "$a" ;;
+  esac
+done
+exec "$ZIG" "$TOOL" -target "$TARGET" "$@"

@@ -1,0 +1,165 @@
+//! The compilers a toolchain builds with, resolved once per build: the
+//! machine's `cc` (or a Debian cross gcc), that compiler behind a
+//! `--print-multiarch` wrapper, or zig's C compiler from PyPI's `ziglang`
+//! wheel for targets this machine has no compiler for (macOS). Every stage
+//! (OpenSSL, deps, CPython) takes its CC/AR/RANLIB from here.
+
+use anyhow::{Context, Result};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::recipes::Toolchain;
+use crate::util::{
+    commit_dir, is_complete, mark_complete, run_logged, workspace_root, Cache, KeyBuilder,
+};
+
+pub struct Compilers {
+    pub cc: String,
+    /// Only set when the toolchain has its own (configure finds g++ itself).
+    pub cxx: Option<String>,
+    pub ar: String,
+    pub ranlib: String,
+    /// Identifies the compiler in cache keys. For a system compiler it is
+    /// the toolchain's `cc`; for zig, the pinned wheels and the wrapper text.
+    pub key: String,
+}
+
+impl Compilers {
+    pub fn for_toolchain(tc: &Toolchain, cache: &Cache) -> Result<Compilers> {
+        // zig stands in for a compiler this machine lacks; on the target
+        // itself (a Mac runner) the system's cc builds natively.
+        if let (Some(zig), false) = (&tc.zig, tc.runs_here()) {
+            return zig_compilers(tc, &zig.target, cache);
+        }
+        let (ar, ranlib) = match (&tc.configure_host, tc.is_cross()) {
+            (Some(host), true) => (format!("{host}-ar"), format!("{host}-ranlib")),
+            _ => ("ar".to_string(), "ranlib".to_string()),
+        };
+        let cc = match (&tc.multiarch, &tc.zig) {
+            (Some(multiarch), _) => multiarch_wrapper(tc, multiarch, cache)?,
+            (None, Some(_)) => "cc".to_string(),
+            (None, None) => tc.cc.clone(),
+        };
+        Ok(Compilers {
+            cc,
+            cxx: None,
+            ar,
+            ranlib,
+            key: tc.cc.clone(),
+        })
+    }
+}
+
+/// Writes `path` only when its text changed (keeps mtimes of unchanged
+/// wrappers, so makefiles that depend on $CC do not rebuild).
+fn write_executable(path: &Path, text: &str) -> Result<()> {
+    if fs::read_to_string(path).ok().as_deref() == Some(text) {
+        return Ok(());
+    }
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, text)?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
+    fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// musl-gcc is Debian's gcc and answers `--print-multiarch` with the glibc
+/// triplet, which CPython's configure rejects; the wrapper answers for it.
+fn multiarch_wrapper(tc: &Toolchain, multiarch: &str, cache: &Cache) -> Result<String> {
+    let wrapper = cache
+        .dir(&format!("toolchains/{}/bin", tc.triple))?
+        .join("cc");
+    let script = format!(
+        "#!/bin/sh
+# Written by tlsforge (toolchains/{}.toml: multiarch).
+             if [ \"$1\" = --print-multiarch ]; then echo {multiarch}; exit 0; fi
+             exec {} \"$@\"
+",
+        tc.triple, tc.cc
+    );
+    write_executable(&wrapper, &script)?;
+    Ok(wrapper.display().to_string())
+}
+
+/// cc, c++, ar and ranlib for one zig target, in the cache's toolchain dir:
+/// copies of `toolchains/zig/wrapper.sh` with the zig binary and target
+/// filled in.
+fn zig_compilers(tc: &Toolchain, target: &str, cache: &Cache) -> Result<Compilers> {
+    let requirements = workspace_root().join("toolchains/zig/requirements.txt");
+    let template_path = workspace_root().join("toolchains/zig/wrapper.sh");
+    let template = fs::read_to_string(&template_path)
+        .with_context(|| format!("reading {}", template_path.display()))?;
+    let zig = install_zig(cache, &requirements)?;
+    let zig_cache = cache.dir("toolchains/zig-cache")?;
+    let bin = cache.dir(&format!("toolchains/{}/bin", tc.triple))?;
+    let mut paths = Vec::new();
+    for tool in ["cc", "c++", "ar", "ranlib"] {
+        let text = template
+            .replace("@ZIG@", &zig.display().to_string())
+            .replace("@TOOL@", tool)
+            .replace("@TARGET@", target)
+            .replace("@ZIG_CACHE@", &zig_cache.display().to_string());
+        let path = bin.join(tool);
+        write_executable(&path, &text)?;
+        paths.push(path.display().to_string());
+    }
+    let key = KeyBuilder::new("zig")
+        .add("requirements", fs::read(&requirements)?)
+        .add("wrapper", &template)
+        .add("target", target)
+        .finish();
+    Ok(Compilers {
+        cc: paths[0].clone(),
+        cxx: Some(paths[1].clone()),
+        ar: paths[2].clone(),
+        ranlib: paths[3].clone(),
+        key: format!("zig {target} {key}"),
+    })
+}
+
+/// Installs the pinned ziglang wheel (pip, `--require-hashes`: a wheel whose
+/// digest is not in requirements.txt is refused) into the cache, once.
+fn install_zig(cache: &Cache, requirements: &Path) -> Result<PathBuf> {
+    let text =
+        fs::read(requirements).with_context(|| format!("reading {}", requirements.display()))?;
+    let tools = cache.dir("tools")?;
+    let dir = tools.join(format!(
+        "ziglang-{}",
+        KeyBuilder::new("ziglang")
+            .add("requirements", &text)
+            .finish()
+    ));
+    let zig = dir.join("ziglang/zig");
+    if is_complete(&dir) {
+        return Ok(zig);
+    }
+    crate::prereqs::ensure(&[("import pip", "python3-pip")])?;
+    let work = tempfile::tempdir_in(&tools)?;
+    let out = work.path().join("out");
+    let mut pip = Command::new("python3");
+    pip.args(["-m", "pip", "install", "--require-hashes", "--no-deps"])
+        .args([
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "--target",
+        ])
+        .arg(&out)
+        .arg("-r")
+        .arg(requirements);
+    run_logged(
+        pip,
+        "installing zig (PyPI ziglang, pinned digest)",
+        &cache.log_path("ziglang")?,
+    )?;
+    if !out.join("ziglang/zig").is_file() {
+        anyhow::bail!(
+            "the ziglang wheel installed no ziglang/zig; see {}",
+            cache.log_path("ziglang")?.display()
+        );
+    }
+    mark_complete(&out)?;
+    commit_dir(&out, &dir)?;
+    Ok(zig)
+}
