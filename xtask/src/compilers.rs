@@ -132,6 +132,7 @@ fn install_zig(cache: &Cache, requirements: &Path) -> Result<PathBuf> {
             .finish()
     ));
     let zig = dir.join("ziglang/zig");
+    let _lock = crate::util::lock_build(&dir)?;
     if is_complete(&dir) {
         return Ok(zig);
     }

@@ -103,6 +103,7 @@ pub fn build(
         .dir("cpython")?
         .join(format!("{}-{}-{}", recipe.version, tc.triple, key));
     let root = dir.join("install").join(prefix.trim_start_matches('/'));
+    let _lock = crate::util::lock_build(&dir)?;
     if is_complete(&dir) {
         let omitted = serde_json::from_slice(&fs::read(dir.join(OMITTED_FILE))?)?;
         return Ok(Built {

@@ -193,6 +193,7 @@ fn build_one(
         key: key.clone(),
         cache_hit,
     };
+    let _lock = crate::util::lock_build(&dir)?;
     if is_complete(&dir) {
         return Ok(done(true));
     }

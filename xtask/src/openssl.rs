@@ -81,6 +81,7 @@ pub fn build(
         .dir("openssl")?
         .join(format!("{}-{}-{key}", recipe.version, tc.triple));
     let prefix = dir.join("install");
+    let _lock = crate::util::lock_build(&dir)?;
     if is_complete(&dir) {
         return Ok(Openssl {
             prefix,

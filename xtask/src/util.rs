@@ -105,6 +105,30 @@ pub fn mark_complete(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Holds an exclusive lock on `<dir>.lock` while one process builds `dir`:
+/// a second `cargo xtask` wanting the same output waits, then finds it
+/// complete instead of building it again beside the first.
+pub struct BuildLock(#[allow(dead_code)] fs::File);
+
+pub fn lock_build(dir: &Path) -> Result<BuildLock> {
+    let path = PathBuf::from(format!("{}.lock", dir.display()));
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if file.try_lock().is_err() {
+        eprintln!(
+            "tlsforge: waiting for another build of {}",
+            dir.file_name().unwrap_or_default().to_string_lossy()
+        );
+        file.lock()
+            .with_context(|| format!("locking {}", path.display()))?;
+    }
+    Ok(BuildLock(file))
+}
+
 /// Replaces `dest` with `tmp` by rename (same file system), so readers see
 /// either the old complete tree or the new complete tree, never half of one.
 pub fn commit_dir(tmp: &Path, dest: &Path) -> Result<()> {
