@@ -3,7 +3,7 @@
 # the cache as cc, c++, ar and ranlib of a toolchain, with the @…@ values
 # filled in (toolchains/<triple>.toml, [zig]); build systems then call it as
 # an ordinary compiler. It rewrites the flags zig handles differently from
-# Apple's clang and ld64 (found in toolchains/darwin-lab/LAB.md).
+# Apple's clang and ld64 (found in toolchains/darwin/LAB.md).
 ZIG='@ZIG@'
 TOOL='@TOOL@'
 TARGET='@TARGET@'

@@ -372,7 +372,6 @@ fn align_up(n: usize, align: usize) -> usize {
 
 /// Merges two thin Mach-O images of different architectures into one fat (universal) file: fat_header + 2 fat_arch entries (big-endian), each slice aligned to 2^14 bytes (align field 14), slices in the order given. Errors if either is not thin Mach-O or both have the same cputype.
 // Not called by the pipeline yet (universal2 packaging is wired separately).
-#[allow(dead_code)]
 pub fn merge_universal(a: &[u8], b: &[u8]) -> Result<Vec<u8>> {
     let (cpu_a, sub_a) = thin_cpu(a, "the first image")?;
     let (cpu_b, sub_b) = thin_cpu(b, "the second image")?;

@@ -23,6 +23,7 @@ mod reproducible;
 mod sbom;
 mod source;
 mod testing;
+mod universal;
 mod util;
 mod validate;
 mod workflow;

@@ -84,15 +84,21 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
     if let Some(group) = opts.target.as_deref() {
         let members = recipes.group(group);
         if !members.is_empty() {
-            let mut all = Vec::new();
+            let mut by_target = Vec::new();
             for tc in members {
                 let one = Options {
                     target: Some(tc.triple.clone()),
                     ..opts.clone()
                 };
-                all.extend(build(&one)?);
+                for a in build(&one)? {
+                    by_target.push((tc.triple.clone(), a));
+                }
             }
-            return Ok(all);
+            let dist = dist_dir()?;
+            if !crate::universal::package_all(&by_target, &dist)?.is_empty() {
+                package::write_sha256sums(&dist)?;
+            }
+            return Ok(by_target.into_iter().map(|(_, a)| a).collect());
         }
     }
     let tc = recipes.toolchain(opts.target.as_deref())?;

@@ -1,0 +1,203 @@
+//! universal2: after `--target macos` built both Macs, one tree whose every
+//! Mach-O file holds the arm64 and the x86_64 image (what `lipo -create`
+//! makes; there is no lipo here, macho::merge_universal writes the fat
+//! header). Other files must be the same in both trees; the few that are
+//! not (sysconfig data naming the target) are taken from arm64 and listed.
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::macho::{is_macho, merge_universal};
+use crate::pipeline::Artifact;
+
+pub const TRIPLE: &str = "universal2-apple-darwin";
+
+#[derive(Default)]
+pub struct Merged {
+    pub fat_files: usize,
+    pub same_files: usize,
+    /// Non-Mach-O files whose content differs by architecture (arm64's kept).
+    pub differing: Vec<String>,
+    /// Files only one architecture has.
+    pub only_in_one: Vec<String>,
+}
+
+/// Relative paths of every file and symlink under `root`, sorted.
+fn entries(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir)? {
+            let e = e?;
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path().strip_prefix(root)?.to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Merges the arm64 tree and the x86_64 tree into `out` (which must not exist).
+pub fn merge_trees(arm64: &Path, x86_64: &Path, out: &Path) -> Result<Merged> {
+    let mut m = Merged::default();
+    let a = entries(arm64)?;
+    let b = entries(x86_64)?;
+    for rel in b.iter().filter(|r| !a.contains(r)) {
+        m.only_in_one
+            .push(format!("{} (x86_64 only)", rel.display()));
+        copy_entry(&x86_64.join(rel), &out.join(rel))?;
+    }
+    for rel in &a {
+        let (from_a, from_b, to) = (arm64.join(rel), x86_64.join(rel), out.join(rel));
+        fs::create_dir_all(to.parent().unwrap())?;
+        let meta = fs::symlink_metadata(&from_a)?;
+        if meta.file_type().is_symlink() || !b.contains(rel) {
+            if !meta.file_type().is_symlink() {
+                m.only_in_one
+                    .push(format!("{} (arm64 only)", rel.display()));
+            }
+            copy_entry(&from_a, &to)?;
+            continue;
+        }
+        let (bytes_a, bytes_b) = (fs::read(&from_a)?, fs::read(&from_b)?);
+        if is_macho(&bytes_a) && is_macho(&bytes_b) {
+            let fat = merge_universal(&bytes_a, &bytes_b)
+                .with_context(|| format!("merging {}", rel.display()))?;
+            fs::write(&to, fat)?;
+            m.fat_files += 1;
+        } else {
+            if bytes_a != bytes_b {
+                m.differing.push(rel.display().to_string());
+            } else {
+                m.same_files += 1;
+            }
+            fs::write(&to, &bytes_a)?;
+        }
+        fs::set_permissions(&to, fs::Permissions::from_mode(meta.permissions().mode()))?;
+    }
+    Ok(m)
+}
+
+fn copy_entry(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to.parent().unwrap())?;
+    let meta = fs::symlink_metadata(from)?;
+    if meta.file_type().is_symlink() {
+        std::os::unix::fs::symlink(fs::read_link(from)?, to)?;
+    } else {
+        fs::copy(from, to)?;
+    }
+    Ok(())
+}
+
+/// For each CPython version built for both Macs: the merged tree, packaged
+/// with a manifest derived from the arm64 one. Returns the archives written.
+pub fn package_all(artifacts: &[(String, Artifact)], dist: &Path) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (triple, arm) in artifacts
+        .iter()
+        .filter(|(t, _)| t == "aarch64-apple-darwin")
+    {
+        let Some((_, intel)) = artifacts
+            .iter()
+            .find(|(t, a)| t == "x86_64-apple-darwin" && a.version == arm.version)
+        else {
+            continue;
+        };
+        let name = arm
+            .archive
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace(triple.as_str(), TRIPLE);
+        let archive = dist.join(&name);
+        let work = tempfile::tempdir_in(dist)?;
+        let tree = work.path().join("tree");
+        let merged = merge_trees(&arm.root, &intel.root, &tree)?;
+        if merged.fat_files == 0 {
+            bail!("universal2 {}: no Mach-O file was merged", arm.version);
+        }
+        let mut manifest = read_manifest(&arm.archive)?;
+        let intel_manifest = read_manifest(&intel.archive)?;
+        let m = manifest
+            .as_object_mut()
+            .context("manifest is not an object")?;
+        m.insert("target_triple".into(), json!(TRIPLE));
+        // The oldest macOS either slice runs on (x86_64's), as python.org names it.
+        let tag = intel_manifest["python_platform_tag"]
+            .as_str()
+            .unwrap_or("")
+            .replace("x86_64", "universal2");
+        m.insert("python_platform_tag".into(), json!(tag));
+        m.insert(
+            "universal2".into(),
+            json!({
+                "slices": {"arm64": arm.archive.file_name().map(|n| n.to_string_lossy().to_string()),
+                           "x86_64": intel.archive.file_name().map(|n| n.to_string_lossy().to_string())},
+                "fat_files": merged.fat_files,
+                "identical_files": merged.same_files,
+                "differing_files_taken_from_arm64": merged.differing,
+                "single_architecture_files": merged.only_in_one,
+                "validation": "each slice was validated in its own archive; the merge copies them byte for byte",
+            }),
+        );
+        crate::package::write_archive(&tree, &manifest, &archive)?;
+        crate::package::write_manifest_beside(&archive, &manifest)?;
+        eprintln!(
+            "tlsforge: universal2 {}: {} fat Mach-O files, {} identical, {} differing (arm64's kept), {} single-arch",
+            arm.version,
+            merged.fat_files,
+            merged.same_files,
+            merged.differing.len(),
+            merged.only_in_one.len()
+        );
+        written.push(archive);
+    }
+    Ok(written)
+}
+
+fn read_manifest(archive: &Path) -> Result<Value> {
+    let path = PathBuf::from(format!(
+        "{}.json",
+        archive.display().to_string().trim_end_matches(".tar.gz")
+    ));
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identical_files_are_kept_and_differences_are_listed() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b, out) = (d.path().join("a"), d.path().join("b"), d.path().join("out"));
+        for (root, text) in [(&a, "arm64"), (&b, "x86_64")] {
+            fs::create_dir_all(root.join("lib")).unwrap();
+            fs::write(root.join("lib/same.py"), "print(1)\n").unwrap();
+            fs::write(root.join("lib/sysconfig.py"), text).unwrap();
+            std::os::unix::fs::symlink("same.py", root.join("lib/link.py")).unwrap();
+        }
+        fs::write(a.join("lib/only-arm.txt"), "x").unwrap();
+        let m = merge_trees(&a, &b, &out).unwrap();
+        assert_eq!(m.same_files, 1);
+        assert_eq!(m.fat_files, 0);
+        assert_eq!(m.differing, ["lib/sysconfig.py"]);
+        assert_eq!(m.only_in_one, ["lib/only-arm.txt (arm64 only)"]);
+        assert_eq!(
+            fs::read_to_string(out.join("lib/sysconfig.py")).unwrap(),
+            "arm64"
+        );
+        assert_eq!(
+            fs::read_link(out.join("lib/link.py")).unwrap(),
+            Path::new("same.py")
+        );
+    }
+}
