@@ -16,7 +16,12 @@ use crate::util::{
 };
 
 pub struct Compilers {
+    /// The C compiler for OpenSSL and the deps. A bare name where possible:
+    /// OpenSSL records the compiler command in the library
+    /// (`OpenSSL_version(OPENSSL_CFLAGS)`), so a path would ship.
     pub cc: String,
+    /// The C compiler for CPython's configure (may be a wrapper).
+    pub cpython_cc: String,
     /// Only set when the toolchain has its own (configure finds g++ itself).
     pub cxx: Option<String>,
     pub ar: String,
@@ -37,13 +42,17 @@ impl Compilers {
             (Some(host), true) => (format!("{host}-ar"), format!("{host}-ranlib")),
             _ => ("ar".to_string(), "ranlib".to_string()),
         };
-        let cc = match (&tc.multiarch, &tc.zig) {
-            (Some(multiarch), _) => multiarch_wrapper(tc, multiarch, cache)?,
-            (None, Some(_)) => "cc".to_string(),
-            (None, None) => tc.cc.clone(),
+        let cc = match &tc.zig {
+            Some(_) => "cc".to_string(),
+            None => tc.cc.clone(),
+        };
+        let cpython_cc = match &tc.multiarch {
+            Some(multiarch) => multiarch_wrapper(tc, multiarch, cache)?,
+            None => cc.clone(),
         };
         Ok(Compilers {
             cc,
+            cpython_cc,
             cxx: None,
             ar,
             ranlib,
@@ -83,9 +92,10 @@ fn multiarch_wrapper(tc: &Toolchain, multiarch: &str, cache: &Cache) -> Result<S
     Ok(wrapper.display().to_string())
 }
 
-/// cc, c++, ar and ranlib for one zig target, in the cache's toolchain dir:
-/// copies of `toolchains/zig/wrapper.sh` with the zig binary and target
-/// filled in.
+/// `<triple>-cc`, `-c++`, `-ar` and `-ranlib` for one zig target, in the
+/// cache's toolchain dir, which goes first on PATH (so build systems record
+/// the names, not a path into this machine's cache): copies of
+/// `toolchains/zig/wrapper.sh` with the zig binary and target filled in.
 fn zig_compilers(tc: &Toolchain, target: &str, cache: &Cache) -> Result<Compilers> {
     let requirements = workspace_root().join("toolchains/zig/requirements.txt");
     let template_path = workspace_root().join("toolchains/zig/wrapper.sh");
@@ -94,29 +104,44 @@ fn zig_compilers(tc: &Toolchain, target: &str, cache: &Cache) -> Result<Compiler
     let zig = install_zig(cache, &requirements)?;
     let zig_cache = cache.dir("toolchains/zig-cache")?;
     let bin = cache.dir(&format!("toolchains/{}/bin", tc.triple))?;
-    let mut paths = Vec::new();
+    let mut names = Vec::new();
     for tool in ["cc", "c++", "ar", "ranlib"] {
         let text = template
             .replace("@ZIG@", &zig.display().to_string())
             .replace("@TOOL@", tool)
             .replace("@TARGET@", target)
             .replace("@ZIG_CACHE@", &zig_cache.display().to_string());
-        let path = bin.join(tool);
-        write_executable(&path, &text)?;
-        paths.push(path.display().to_string());
+        let name = format!("{}-{tool}", tc.triple);
+        write_executable(&bin.join(&name), &text)?;
+        names.push(name);
     }
+    prepend_to_path(&bin);
     let key = KeyBuilder::new("zig")
         .add("requirements", fs::read(&requirements)?)
         .add("wrapper", &template)
         .add("target", target)
         .finish();
     Ok(Compilers {
-        cc: paths[0].clone(),
-        cxx: Some(paths[1].clone()),
-        ar: paths[2].clone(),
-        ranlib: paths[3].clone(),
-        key: format!("zig {target} {key}"),
+        cc: names[0].clone(),
+        cpython_cc: names[0].clone(),
+        cxx: Some(names[1].clone()),
+        ar: names[2].clone(),
+        ranlib: names[3].clone(),
+        key: format!("zig {target} {key} {}", names[0]),
     })
+}
+
+/// Every tool this process runs from now on finds the toolchain's wrappers.
+fn prepend_to_path(dir: &Path) {
+    let old = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&old).next().as_deref() == Some(dir) {
+        return;
+    }
+    let mut dirs = vec![dir.to_path_buf()];
+    dirs.extend(std::env::split_paths(&old));
+    if let Ok(path) = std::env::join_paths(dirs) {
+        std::env::set_var("PATH", path);
+    }
 }
 
 /// Installs the pinned ziglang wheel (pip, `--require-hashes`: a wheel whose

@@ -132,12 +132,13 @@ pub fn build(
         .current_dir(&src)
         .arg(format!("--prefix={prefix}"))
         .arg("--with-ensurepip=no")
-        .env("CC", &compilers.cc)
+        .env("CC", &compilers.cpython_cc)
         .env(
             "CFLAGS",
             format!(
-                "{} {} {}",
+                "{} {} {} {}",
                 tc.cflags_with_headers(cache)?,
+                tc.cpython_cflags.join(" "),
                 if recipe.is_python2() {
                     tc.cflags_python2.join(" ")
                 } else {
@@ -160,7 +161,7 @@ pub fn build(
     }
     for (name, value) in &tc.configure_env {
         let value = value
-            .replace("{cc}", &compilers.cc)
+            .replace("{cc}", &compilers.cpython_cc)
             .replace("{cxx}", compilers.cxx.as_deref().unwrap_or("c++"));
         configure.env(name, value);
     }

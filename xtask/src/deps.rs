@@ -179,6 +179,9 @@ fn build_one(
         .add("target", &tc.triple)
         .add("cc", &compilers.key)
         .add("cflags", crate::openssl::cflags(tc));
+    if tc.sdk_stubs.is_some() {
+        key.add("sdk-stubs", tc.sdk_stubs_key()?);
+    }
     for r in required {
         key.add("requires", &r.key);
     }

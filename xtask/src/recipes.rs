@@ -198,6 +198,9 @@ pub struct Toolchain {
     /// interpreter's exports (ld64 has no --exclude-libs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub library_cflags: Vec<String>,
+    /// Extra C flags for CPython only (after its own OPT flags).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpython_cflags: Vec<String>,
     /// Extra C flags for CPython 2.7 (old C that newer compilers reject).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cflags_python2: Vec<String>,
@@ -237,7 +240,11 @@ impl Toolchain {
         t.reason = None;
         t.aliases.clear();
         t.groups.clear();
-        Ok(toml::to_string(&t)?)
+        let mut text = toml::to_string(&t)?;
+        if self.sdk_stubs.is_some() {
+            text.push_str(&format!("# sdk stubs {}\n", self.sdk_stubs_key()?));
+        }
+        Ok(text)
     }
     /// The C flags for deps and CPython: the toolchain's, plus an
     /// `-isystem` directory of kernel headers when the toolchain asks for one
@@ -291,6 +298,32 @@ impl Toolchain {
             bail!("copying {} to {} failed", from.display(), to.display());
         }
         Ok(Some(to))
+    }
+
+    /// A digest of the SDK stub files, for the deps' and CPython's cache
+    /// keys (OpenSSL includes none of these headers).
+    pub fn sdk_stubs_key(&self) -> Result<String> {
+        let mut key = crate::util::KeyBuilder::new("sdk-stubs");
+        if let Some(stubs) = &self.sdk_stubs {
+            let root = crate::util::workspace_root().join("toolchains").join(stubs);
+            let mut stack = vec![root.clone()];
+            let mut files = Vec::new();
+            while let Some(dir) = stack.pop() {
+                for e in fs::read_dir(&dir)? {
+                    let p = e?.path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else {
+                        files.push(p);
+                    }
+                }
+            }
+            files.sort();
+            for f in files {
+                key.add(&f.strip_prefix(&root)?.display().to_string(), fs::read(&f)?);
+            }
+        }
+        Ok(key.finish())
     }
 
     /// Linker flags that go with the SDK stubs (framework search path).

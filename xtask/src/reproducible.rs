@@ -101,12 +101,33 @@ pub fn files_containing(root: &Path, needles: &[String]) -> Result<Vec<String>> 
         let bytes = fs::read(&path)?;
         if let Some(n) = needles.iter().find(|n| contains(&bytes, n.as_bytes())) {
             out.push(format!(
-                "{} embeds the build path {n}",
-                path.strip_prefix(root).unwrap_or(&path).display()
+                "{} embeds the build path {n} (in {:?})",
+                path.strip_prefix(root).unwrap_or(&path).display(),
+                string_around(&bytes, n.as_bytes())
             ));
         }
     }
     Ok(out)
+}
+
+/// The printable run of bytes around the first `needle`, to show which
+/// string carries the path (a DWARF name, a linker record, a config value).
+fn string_around(bytes: &[u8], needle: &[u8]) -> String {
+    let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) else {
+        return String::new();
+    };
+    let printable = |b: &u8| (0x20..0x7f).contains(b);
+    let start = bytes[..at]
+        .iter()
+        .rposition(|b| !printable(b))
+        .map_or(0, |i| i + 1)
+        .max(at.saturating_sub(120));
+    let end = bytes[at..]
+        .iter()
+        .position(|b| !printable(b))
+        .map_or(bytes.len(), |i| at + i)
+        .min(at + needle.len() + 120);
+    String::from_utf8_lossy(&bytes[start..end]).to_string()
 }
 
 /// The compiled files that belong to `source` (2.7 and 3.x layouts).
