@@ -182,6 +182,9 @@ fn build_one(
     if tc.sdk_stubs.is_some() {
         key.add("sdk-stubs", tc.sdk_stubs_key()?);
     }
+    if crate::openssl::hides_archive_symbols(tc) {
+        key.add("hide-symbols", "true");
+    }
     for r in required {
         key.add("requires", &r.key);
     }
@@ -316,7 +319,11 @@ fn build_one(
         }
     }
     for lib in &recipe.libs {
-        if !prefix.join("lib").join(lib).is_file() {
+        let path = prefix.join("lib").join(lib);
+        if path.is_file() && crate::openssl::hides_archive_symbols(tc) {
+            crate::macho::hide_symbols_in_archive_file(&path)?;
+        }
+        if !path.is_file() {
             bail!(
                 "{} installed no lib/{lib}, which recipes/deps/{}.toml promises; see {}",
                 recipe.name,

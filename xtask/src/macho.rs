@@ -406,6 +406,94 @@ pub fn merge_universal(a: &[u8], b: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The Mach-O counterpart of GNU ld's `--exclude-libs`: marks every
+/// defined external symbol of every 64-bit object in a static archive
+/// private extern (N_PEXT), what `-fvisibility=hidden` would have made of
+/// it. The final link still resolves them, but no image built from the
+/// archive exports them; this also reaches assembly sources, which
+/// `-fvisibility` does not (OpenSSL's `OPENSSL_cleanse`, libffi's
+/// `ffi_call_SYSV`) and libraries that mark their API visible (ncurses).
+/// Sizes do not change, so the archive index stays valid. Returns how many
+/// symbols were hidden.
+pub fn hide_archive_symbols(archive: &mut [u8]) -> Result<usize> {
+    if !archive.starts_with(ARCHIVE_MAGIC) {
+        bail!("not a static archive (no !<arch> header)");
+    }
+    let mut hidden = 0;
+    let mut at = ARCHIVE_MAGIC.len();
+    while at + 60 <= archive.len() {
+        let header = &archive[at..at + 60];
+        let field =
+            |r: std::ops::Range<usize>| String::from_utf8_lossy(&header[r]).trim().to_string();
+        let name = field(0..16);
+        let size: usize = field(48..58)
+            .parse()
+            .with_context(|| format!("archive member header at byte {at} has no size"))?;
+        let mut data = at + 60;
+        let end = data + size;
+        if end > archive.len() {
+            bail!("archive member {name:?} runs past the end of the archive");
+        }
+        // BSD long names: "#1/<len>", the name stored before the data.
+        if let Some(len) = name.strip_prefix("#1/") {
+            data += len.parse::<usize>().unwrap_or(0);
+        }
+        hidden += hide_object_symbols(&mut archive[data..end]);
+        at = end + (end % 2);
+    }
+    Ok(hidden)
+}
+
+/// N_PEXT on the defined external symbols of one thin 64-bit little-endian
+/// MH_OBJECT (anything else is left alone: index members, other formats).
+fn hide_object_symbols(obj: &mut [u8]) -> usize {
+    const LC_SYMTAB: u32 = 0x2;
+    const N_EXT: u8 = 0x01;
+    const N_PEXT: u8 = 0x10;
+    const N_TYPE: u8 = 0x0e;
+    const N_SECT: u8 = 0x0e;
+    let le = |b: &[u8], at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    };
+    if le(obj, 0) != Some(MH_MAGIC_64) || le(obj, 12) != Some(1) {
+        return 0;
+    }
+    let ncmds = le(obj, 16).unwrap_or(0);
+    let mut cmd_at = 32usize;
+    let mut hidden = 0;
+    for _ in 0..ncmds {
+        let (Some(cmd), Some(cmdsize)) = (le(obj, cmd_at), le(obj, cmd_at + 4)) else {
+            break;
+        };
+        if cmd == LC_SYMTAB {
+            let symoff = le(obj, cmd_at + 8).unwrap_or(0) as usize;
+            let nsyms = le(obj, cmd_at + 12).unwrap_or(0) as usize;
+            for i in 0..nsyms {
+                let n_type_at = symoff + i * 16 + 4;
+                let Some(n_type) = obj.get_mut(n_type_at) else {
+                    break;
+                };
+                if *n_type & N_EXT != 0 && *n_type & N_TYPE == N_SECT && *n_type & N_PEXT == 0 {
+                    *n_type |= N_PEXT;
+                    hidden += 1;
+                }
+            }
+        }
+        cmd_at += cmdsize.max(8) as usize;
+    }
+    hidden
+}
+
+/// Rewrites a static archive on disk with its symbols hidden (see above).
+pub fn hide_symbols_in_archive_file(path: &Path) -> Result<usize> {
+    let mut bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let n = hide_archive_symbols(&mut bytes).with_context(|| format!("in {}", path.display()))?;
+    let tmp = path.with_extension("a.tmp");
+    std::fs::write(&tmp, &bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1197,5 +1285,50 @@ mod tests {
         assert_eq!(v.len(), 2, "{v:#?}");
         assert!(v[0].contains("[arm64 slice]") && v[0].contains("LC_CODE_SIGNATURE"));
         assert!(v[1].contains("[x86_64 slice]") && v[1].contains("LC_RPATH"));
+    }
+
+    #[test]
+    fn archive_symbols_become_private_extern_and_are_no_longer_exported() {
+        let obj = Img {
+            filetype: MH_OBJECT,
+            flags: 0,
+            signed: false,
+            trie: Trie::None,
+            exports: vec![],
+            symtab: vec!["_OPENSSL_cleanse".into(), "_ffi_call_SYSV".into()],
+            ..Img::exe_arm64()
+        };
+        let member = obj.build();
+        // GNU-style archive: magic, one member header, the object.
+        let mut ar = ARCHIVE_MAGIC.to_vec();
+        ar.extend_from_slice(
+            format!(
+                "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+                "cpuid.o/",
+                0,
+                0,
+                0,
+                644,
+                member.len()
+            )
+            .as_bytes(),
+        );
+        ar.extend_from_slice(&member);
+        assert_eq!(hide_archive_symbols(&mut ar).unwrap(), 2);
+        // Run again: nothing left to hide.
+        assert_eq!(hide_archive_symbols(&mut ar.clone()).unwrap(), 0);
+        // Each symbol is still defined and external, now private extern.
+        let hidden_obj = &ar[ARCHIVE_MAGIC.len() + 60..];
+        let m = MachO::parse(hidden_obj, 0).unwrap();
+        let types: Vec<(String, u8)> = m
+            .symbols()
+            .flatten()
+            .map(|(name, nl)| (name.to_string(), nl.n_type))
+            .collect();
+        assert_eq!(types.len(), 2, "{types:?}");
+        for (name, t) in types {
+            assert_eq!(t, 0x1f, "{name}: N_PEXT | N_SECT | N_EXT");
+        }
+        assert!(hide_archive_symbols(&mut b"not an archive".to_vec()).is_err());
     }
 }

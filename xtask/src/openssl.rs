@@ -42,6 +42,12 @@ fn crate_openssl_version(choice: &str) -> Result<&'static str> {
     })
 }
 
+/// Mach-O linkers have no `--exclude-libs`: the static archives' symbols
+/// are made private extern instead (macho::hide_archive_symbols).
+pub fn hides_archive_symbols(tc: &Toolchain) -> bool {
+    tc.binary_format == "macho"
+}
+
 /// The toolchain's C flags plus those for static libraries only.
 pub fn cflags(tc: &Toolchain) -> String {
     tc.cflags
@@ -68,15 +74,18 @@ pub fn build(
             recipe.choice
         );
     }
-    let key = KeyBuilder::new("openssl")
-        .add("revision", OPENSSL_BUILD_REVISION)
+    let mut key = KeyBuilder::new("openssl");
+    key.add("revision", OPENSSL_BUILD_REVISION)
         .add("version", &recipe.version)
         .add("crate", &recipe.crate_name)
         .add("target", &tc.triple)
         .add("openssldir", &tc.openssldir)
         .add("cc", &compilers.key)
-        .add("cflags", cflags(tc))
-        .finish();
+        .add("cflags", cflags(tc));
+    if hides_archive_symbols(tc) {
+        key.add("hide-symbols", "true");
+    }
+    let key = key.finish();
     let dir = cache
         .dir("openssl")?
         .join(format!("{}-{}-{key}", recipe.version, tc.triple));
@@ -132,6 +141,11 @@ pub fn build(
                 lib,
                 log.display()
             );
+        }
+    }
+    if hides_archive_symbols(tc) {
+        for lib in ["libssl.a", "libcrypto.a"] {
+            crate::macho::hide_symbols_in_archive_file(&prefix.join("lib").join(lib))?;
         }
     }
     mark_complete(&dir)?;
