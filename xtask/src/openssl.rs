@@ -104,7 +104,7 @@ pub fn build(
     }
     let log = cache.log_path(&format!("openssl-{}-{}", recipe.version, tc.triple))?;
     let _ = std::fs::remove_file(&log);
-    let mut cmd = Command::new(std::env::current_exe()?);
+    let mut cmd = Command::new(crate::util::xtask_exe()?);
     cmd.args([
         "__openssl-build",
         &recipe.choice,

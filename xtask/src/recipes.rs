@@ -233,13 +233,16 @@ pub struct ZigTarget {
 impl Toolchain {
     /// The toolchain as a build input: everything that changes what is
     /// compiled, nothing that only describes the target (status, reason,
-    /// aliases), so editing a description never invalidates a build.
+    /// aliases, groups, not_importable), so editing a description never
+    /// invalidates a build.
     pub fn build_key_text(&self) -> Result<String> {
         let mut t = self.clone();
         t.status.clear();
         t.reason = None;
         t.aliases.clear();
         t.groups.clear();
+        // (what is importable is checked after the build, not compiled)
+        t.not_importable.clear();
         let mut text = toml::to_string(&t)?;
         if self.sdk_stubs.is_some() {
             text.push_str(&format!("# sdk stubs {}\n", self.sdk_stubs_key()?));

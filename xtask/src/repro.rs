@@ -55,7 +55,7 @@ pub fn run(opts: &Options, keep: bool) -> Result<()> {
             cache_root.display()
         );
         let start = Instant::now();
-        let mut cmd = Command::new(std::env::current_exe()?);
+        let mut cmd = Command::new(crate::util::xtask_exe()?);
         cmd.arg("build")
             .args(opts.as_args())
             .env("TLSFORGE_CACHE", cache_root)

@@ -16,6 +16,22 @@ use crate::validate;
 
 pub fn validate(opts: &Options, paths: &[PathBuf]) -> Result<()> {
     let recipes = Recipes::load()?;
+    // `--target macos` validates each of the group's targets.
+    let group = opts
+        .target
+        .as_deref()
+        .map(|t| recipes.group(t))
+        .unwrap_or_default();
+    if !group.is_empty() && paths.is_empty() {
+        for tc in group {
+            let one = Options {
+                target: Some(tc.triple.clone()),
+                ..opts.clone()
+            };
+            validate(&one, paths)?;
+        }
+        return Ok(());
+    }
     let tc = recipes.toolchain(opts.target.as_deref())?;
     let trees: Vec<PathBuf> = if paths.is_empty() {
         pipeline::build(opts)?.into_iter().map(|a| a.root).collect()
@@ -27,9 +43,10 @@ pub fn validate(opts: &Options, paths: &[PathBuf]) -> Result<()> {
         let r = validate::check_tree(t, tc)?;
         if r.violations.is_empty() {
             println!(
-                "ok    {} ({} ELF files, NEEDED {}, max GLIBC_{})",
+                "ok    {} ({} {} files, links {}, max GLIBC_{})",
                 t.display(),
                 r.files_checked,
+                tc.binary_format,
                 r.needed.join(" "),
                 r.max_glibc.as_deref().unwrap_or("-")
             );
