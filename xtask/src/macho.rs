@@ -452,6 +452,7 @@ fn hide_object_symbols(obj: &mut [u8]) -> usize {
     const N_PEXT: u8 = 0x10;
     const N_TYPE: u8 = 0x0e;
     const N_SECT: u8 = 0x0e;
+    const N_UNDF: u8 = 0x00;
     let le = |b: &[u8], at: usize| -> Option<u32> {
         Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
     };
@@ -470,10 +471,17 @@ fn hide_object_symbols(obj: &mut [u8]) -> usize {
             let nsyms = le(obj, cmd_at + 12).unwrap_or(0) as usize;
             for i in 0..nsyms {
                 let n_type_at = symoff + i * 16 + 4;
+                // A common symbol (`.comm`, e.g. OpenSSL's OPENSSL_ia32cap_P)
+                // is undefined with a size in n_value; the link defines it.
+                let n_value = obj
+                    .get(n_type_at + 4..n_type_at + 12)
+                    .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()));
                 let Some(n_type) = obj.get_mut(n_type_at) else {
                     break;
                 };
-                if *n_type & N_EXT != 0 && *n_type & N_TYPE == N_SECT && *n_type & N_PEXT == 0 {
+                let defined = *n_type & N_TYPE == N_SECT;
+                let common = *n_type & N_TYPE == N_UNDF && n_value != 0;
+                if *n_type & N_EXT != 0 && (defined || common) && *n_type & N_PEXT == 0 {
                     *n_type |= N_PEXT;
                     hidden += 1;
                 }
@@ -1298,7 +1306,20 @@ mod tests {
             symtab: vec!["_OPENSSL_cleanse".into(), "_ffi_call_SYSV".into()],
             ..Img::exe_arm64()
         };
-        let member = obj.build();
+        let mut member = obj.build();
+        // Make the second symbol a common one (`.comm`: undefined + size).
+        let symoff = MachO::parse(&member, 0)
+            .unwrap()
+            .load_commands
+            .iter()
+            .find_map(|lc| match lc.command {
+                goblin::mach::load_command::CommandVariant::Symtab(st) => Some(st.symoff as usize),
+                _ => None,
+            })
+            .unwrap();
+        member[symoff + 16 + 4] = 0x01; // N_UNDF | N_EXT
+        member[symoff + 16 + 5] = 0; // NO_SECT
+        member[symoff + 16 + 8..symoff + 16 + 16].copy_from_slice(&40u64.to_le_bytes());
         // GNU-style archive: magic, one member header, the object.
         let mut ar = ARCHIVE_MAGIC.to_vec();
         ar.extend_from_slice(
@@ -1326,9 +1347,12 @@ mod tests {
             .map(|(name, nl)| (name.to_string(), nl.n_type))
             .collect();
         assert_eq!(types.len(), 2, "{types:?}");
-        for (name, t) in types {
-            assert_eq!(t, 0x1f, "{name}: N_PEXT | N_SECT | N_EXT");
-        }
+        assert_eq!(types[0].1, 0x1f, "{}: N_PEXT | N_SECT | N_EXT", types[0].0);
+        assert_eq!(
+            types[1].1, 0x11,
+            "{}: N_PEXT | N_UNDF | N_EXT (common)",
+            types[1].0
+        );
         assert!(hide_archive_symbols(&mut b"not an archive".to_vec()).is_err());
     }
 }

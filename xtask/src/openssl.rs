@@ -83,7 +83,8 @@ pub fn build(
         .add("cc", &compilers.key)
         .add("cflags", cflags(tc));
     if hides_archive_symbols(tc) {
-        key.add("hide-symbols", "true");
+        // 2: common symbols (`.comm`) are hidden too.
+        key.add("hide-symbols", "2");
     }
     let key = key.finish();
     let dir = cache
