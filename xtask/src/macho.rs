@@ -26,6 +26,9 @@ pub struct MachoRules<'a> {
     pub allowed_dylib_prefixes: &'a [String],
     /// Symbol-name prefixes (without Mach-O's leading underscore, e.g. "SSL_", "EVP_") that no exported symbol may carry.
     pub hidden_prefixes: &'a [&'a str],
+    /// Exact exported names tolerated despite a hidden prefix, each with a
+    /// reason in the toolchain file (linker limitations).
+    pub tolerated_exports: &'a [String],
 }
 
 const MH_MAGIC: u32 = 0xfeed_face;
@@ -340,6 +343,7 @@ fn check_image(
         .filter(|n| {
             let c = n.strip_prefix('_').unwrap_or(n);
             rules.hidden_prefixes.iter().any(|p| c.starts_with(p))
+                && !rules.tolerated_exports.iter().any(|t| t == *n)
         })
         .collect();
     if !leaked.is_empty() {
@@ -840,6 +844,7 @@ mod tests {
             min_os,
             allowed_dylib_prefixes: &prefixes,
             hidden_prefixes: HIDDEN,
+            tolerated_exports: &[],
         };
         let mut v = Vec::new();
         let mut d = Vec::new();
@@ -1160,6 +1165,7 @@ mod tests {
             min_os: "11.0",
             allowed_dylib_prefixes: &prefixes,
             hidden_prefixes: HIDDEN,
+            tolerated_exports: &[],
         };
         let mut bytes = Img::exe_arm64().build();
         bytes.truncate(40); // the header promises load commands that are gone
@@ -1354,5 +1360,36 @@ mod tests {
             types[1].0
         );
         assert!(hide_archive_symbols(&mut b"not an archive".to_vec()).is_err());
+    }
+
+    #[test]
+    fn a_tolerated_export_is_not_reported_but_others_are() {
+        let img = Img {
+            exports: vec![
+                "_Py_Initialize".into(),
+                "_OPENSSL_ia32cap_P".into(),
+                "_SSL_new".into(),
+            ],
+            ..Img::exe_arm64()
+        };
+        let prefixes = allowed();
+        let tolerated = vec!["_OPENSSL_ia32cap_P".to_string()];
+        let rules = MachoRules {
+            arch: "aarch64",
+            min_os: "11.0",
+            allowed_dylib_prefixes: &prefixes,
+            hidden_prefixes: HIDDEN,
+            tolerated_exports: &tolerated,
+        };
+        let (mut v, mut d) = (Vec::new(), Vec::new());
+        check_macho(
+            Path::new("bin/python3"),
+            &img.build(),
+            &rules,
+            &mut v,
+            &mut d,
+        )
+        .unwrap();
+        assert_one(&v, &["exports 1 symbol", "_SSL_new"]);
     }
 }

@@ -208,6 +208,10 @@ pub struct Toolchain {
     /// the toolchain's compilers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub configure_env: Vec<(String, String)>,
+    /// (symbol, reason): exports the validator tolerates although their
+    /// library is linked statically (a linker that cannot hide them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerated_exports: Vec<(String, String)>,
     /// (dependency, reason) pairs not built for this target; the modules
     /// that need them are listed as omitted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -243,6 +247,7 @@ impl Toolchain {
         t.groups.clear();
         // (what is importable is checked after the build, not compiled)
         t.not_importable.clear();
+        t.tolerated_exports.clear();
         let mut text = toml::to_string(&t)?;
         if self.sdk_stubs.is_some() {
             text.push_str(&format!("# sdk stubs {}\n", self.sdk_stubs_key()?));

@@ -271,11 +271,17 @@ fn check_macho_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
             tc.triple
         )
     })?;
+    let tolerated: Vec<String> = tc
+        .tolerated_exports
+        .iter()
+        .map(|(n, _)| n.clone())
+        .collect();
     let rules = crate::macho::MachoRules {
         arch: &tc.arch,
         min_os,
         allowed_dylib_prefixes: &tc.needed_allowlist,
         hidden_prefixes: HIDDEN_PREFIXES,
+        tolerated_exports: &tolerated,
     };
     let mut report = Report::default();
     for f in crate::macho::macho_files(root)? {
