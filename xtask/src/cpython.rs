@@ -22,7 +22,13 @@ use crate::util::{
 };
 
 /// Bump when the way we configure or install changes, to invalidate builds.
-const BUILD_RECIPE_REVISION: &str = "3";
+const BUILD_RECIPE_REVISION: &str = "4";
+
+/// configure checks whose answer would come from the state of the build
+/// machine rather than the target: under `nice -n 19`, nice(1) cannot
+/// raise the niceness further and configure concludes the libc's nice()
+/// is broken (found by `cargo xtask repro`: pyconfig.h differed).
+const PINNED_CONFIGURE_ANSWERS: &[&str] = &["ac_cv_broken_nice=no"];
 
 pub struct Built {
     /// The `--prefix` the interpreter was configured for.
@@ -135,8 +141,7 @@ pub fn build(
         .env("CC", &compilers.cpython_cc)
         .env(
             "CFLAGS",
-            format!(
-                "{} {} {} {}",
+            [
                 tc.cflags_with_headers(cache)?,
                 tc.cpython_cflags.join(" "),
                 if recipe.is_python2() {
@@ -144,8 +149,15 @@ pub fn build(
                 } else {
                     String::new()
                 },
-                prefix_map_flags(&rewrites)
-            ),
+                prefix_map_flags(&rewrites),
+            ]
+            .join(" ")
+            // (empty parts must not leave runs of spaces: they are
+            // recorded in sysconfig, and the text should not depend on
+            // which optional flags a toolchain happens to leave empty)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
         )
         .env("CPPFLAGS", format!("-I{}/include", deps.prefix.display()))
         .env("LDFLAGS", ldflags(tc, deps, cache)?)
@@ -203,6 +215,7 @@ pub fn build(
         // interpreter when asked (a static binary cannot dlopen).
         configure.env("MODULE_BUILDTYPE", "static");
     }
+    configure.args(PINNED_CONFIGURE_ANSWERS);
     configure.args(&tc.cpython_configure);
     configure.args(&recipe.configure);
     // 2.7's setup.py finds OpenSSL itself (Setup.local); 3.x's configure is told.
