@@ -338,6 +338,12 @@ fn build_one(
             .flatten(),
         prefix: built.prefix.clone(),
     };
+    // Two xtask runs packaging the same artifact take turns.
+    let _lock = crate::util::lock_build(
+        &cache
+            .dir("locks")?
+            .join(archive.file_name().unwrap_or_default()),
+    )?;
     // Packaging is skipped when dist/ already holds this exact build.
     if archive.exists() && already_packaged(&manifest_path, &built.key) {
         t.record(
