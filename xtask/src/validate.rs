@@ -300,9 +300,42 @@ fn check_macho_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
             .violations
             .push(format!("no Mach-O file under {}", root.display()));
     }
+    check_module_imports(root, &mut report)?;
     report.needed.sort();
     report.needed.dedup();
     Ok(report)
+}
+
+/// Every CPython symbol an extension module needs at load time must be
+/// exported by the interpreter (modules bind them with flat lookup; a
+/// symbol hidden by visibility would make the module fail to import on the
+/// Mac, which this machine cannot try).
+fn check_module_imports(root: &Path, report: &mut Report) -> Result<()> {
+    let exe = fs::read_dir(root.join("bin"))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| !p.is_symlink())
+        .find(|p| fs::read(p).is_ok_and(|b| crate::macho::is_macho(&b)))
+        .with_context(|| format!("no Mach-O interpreter in {}/bin", root.display()))?;
+    let exported = crate::macho::exported_names(&fs::read(&exe)?)?;
+    for f in crate::macho::macho_files(root)? {
+        if !f.extension().is_some_and(|e| e == "so") {
+            continue;
+        }
+        let missing: Vec<String> = crate::macho::python_symbols_needed(&fs::read(&f)?)?
+            .into_iter()
+            .filter(|n| !exported.contains(n))
+            .collect();
+        if !missing.is_empty() {
+            report.violations.push(format!(
+                "{} needs {} from the interpreter, which does not export {} (the module would not import)",
+                f.display(),
+                missing.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+                if missing.len() == 1 { "it" } else { "them" }
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Extension modules that link a library outside the allowlist came from
