@@ -83,6 +83,7 @@ pub fn ldflags(tc: &Toolchain, deps: &Deps, cache: &Cache) -> Result<String> {
     Ok(flags.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     cache: &Cache,
     recipe: &CpythonRecipe,

@@ -89,6 +89,7 @@ pub fn build_order(recipes: &[DepRecipe]) -> Result<Vec<&DepRecipe>> {
     Ok(done)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn build_all(
     cache: &Cache,
     recipes: &[DepRecipe],

@@ -474,8 +474,7 @@ impl Recipes {
     pub fn python(&self, wanted: &str) -> Result<&CpythonRecipe> {
         self.cpython
             .iter()
-            .filter(|r| r.version == wanted || r.series == wanted)
-            .next_back()
+            .rfind(|r| r.version == wanted || r.series == wanted)
             .with_context(|| {
                 format!(
                     "no CPython recipe matches --python {wanted}; known: {}",

@@ -319,7 +319,7 @@ fn check_module_imports(root: &Path, report: &mut Report) -> Result<()> {
         .with_context(|| format!("no Mach-O interpreter in {}/bin", root.display()))?;
     let exported = crate::macho::exported_names(&fs::read(&exe)?)?;
     for f in crate::macho::macho_files(root)? {
-        if !f.extension().is_some_and(|e| e == "so") {
+        if f.extension().is_none_or(|e| e != "so") {
             continue;
         }
         let missing: Vec<String> = crate::macho::python_symbols_needed(&fs::read(&f)?)?
@@ -350,7 +350,7 @@ pub fn prune_system_linked(root: &Path, tc: &Toolchain) -> Result<Vec<(String, S
         return Ok(omitted);
     }
     for f in elf_files(root)? {
-        if !f.extension().is_some_and(|e| e == "so") {
+        if f.extension().is_none_or(|e| e != "so") {
             continue;
         }
         let bytes = fs::read(&f)?;
