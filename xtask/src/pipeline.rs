@@ -436,6 +436,9 @@ fn build_one(
             .omitted
             .iter()
             .chain(tc.not_importable.iter())
+            // (a dependency left out names its modules for every version;
+            // 2.7 has no _uuid, for instance)
+            .filter(|(m, _)| source_has_module(&tree.path, m))
             .map(|(m, why)| json!({"module": m, "reason": why}))
             .collect::<Vec<_>>()),
     );
@@ -461,6 +464,23 @@ fn build_one(
         Ok(((), false))
     })?;
     Ok(artifact)
+}
+
+/// Whether this CPython source builds an extension module of that name
+/// (setup.py for 2.x, Modules/Setup* for both).
+fn source_has_module(src: &std::path::Path, module: &str) -> bool {
+    [
+        "setup.py",
+        "Modules/Setup.stdlib.in",
+        "Modules/Setup.dist",
+        "Modules/Setup",
+    ]
+    .iter()
+    .filter_map(|f| std::fs::read_to_string(src.join(f)).ok())
+    .any(|text| {
+        text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .any(|word| word == module)
+    })
 }
 
 fn already_packaged(manifest: &std::path::Path, key: &str) -> bool {
