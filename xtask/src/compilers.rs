@@ -115,7 +115,7 @@ fn zig_compilers(tc: &Toolchain, target: &str, cache: &Cache) -> Result<Compiler
         write_executable(&bin.join(&name), &text)?;
         names.push(name);
     }
-    prepend_to_path(&bin);
+    prepend_to_path(&bin)?;
     let key = KeyBuilder::new("zig")
         .add("requirements", fs::read(&requirements)?)
         .add("wrapper", &template)
@@ -132,16 +132,9 @@ fn zig_compilers(tc: &Toolchain, target: &str, cache: &Cache) -> Result<Compiler
 }
 
 /// Every tool this process runs from now on finds the toolchain's wrappers.
-fn prepend_to_path(dir: &Path) {
-    let old = std::env::var_os("PATH").unwrap_or_default();
-    if std::env::split_paths(&old).next().as_deref() == Some(dir) {
-        return;
-    }
-    let mut dirs = vec![dir.to_path_buf()];
-    dirs.extend(std::env::split_paths(&old));
-    if let Ok(path) = std::env::join_paths(dirs) {
-        std::env::set_var("PATH", path);
-    }
+fn prepend_to_path(dir: &Path) -> Result<()> {
+    std::env::set_var("PATH", crate::util::path_with_first(dir)?);
+    Ok(())
 }
 
 /// Installs the pinned ziglang wheel (pip, `--require-hashes`: a wheel whose

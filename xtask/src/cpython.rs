@@ -73,9 +73,8 @@ pub fn ldflags(tc: &Toolchain, deps: &Deps, cache: &Cache) -> Result<String> {
         tc.sdk_ldflags(cache)?,
         deps.prefix.display()
     );
-    // Mach-O has no --exclude-libs: there the libraries are compiled with
-    // hidden visibility instead (toolchain library_cflags).
-    if tc.binary_format == "elf" {
+    // (Mach-O has no --exclude-libs: Toolchain::hides_archive_symbols)
+    if !tc.hides_archive_symbols() {
         let mut libs = vec!["libssl.a".to_string(), "libcrypto.a".to_string()];
         libs.extend(deps.static_libs());
         flags.push_str(&format!(" -Wl,--exclude-libs,{}", libs.join(":")));
@@ -188,13 +187,11 @@ pub fn build(
     // 2.7's configure finds its build-Python as `python2.7` on PATH, and
     // its Makefile runs it by that name.
     let path_with_build_python = match (&tc.configure_host, build_python) {
-        (Some(_), Some(python)) => {
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            let mut dirs: Vec<PathBuf> =
-                python.parent().into_iter().map(Path::to_path_buf).collect();
-            dirs.extend(std::env::split_paths(&path));
-            Some(std::env::join_paths(dirs)?)
-        }
+        (Some(_), Some(python)) => Some(crate::util::path_with_first(
+            python
+                .parent()
+                .context("build-Python path has no directory")?,
+        )?),
         _ => None,
     };
     if let Some(path) = &path_with_build_python {

@@ -179,11 +179,11 @@ fn build_one(
         .add("tree", &tree.key)
         .add("target", &tc.triple)
         .add("cc", &compilers.key)
-        .add("cflags", crate::openssl::cflags(tc));
+        .add("cflags", tc.library_cflags_all());
     if tc.sdk_stubs.is_some() {
         key.add("sdk-stubs", tc.sdk_stubs_key()?);
     }
-    if crate::openssl::hides_archive_symbols(tc) {
+    if tc.hides_archive_symbols() {
         key.add("hide-symbols", "true");
     }
     for r in required {
@@ -321,7 +321,7 @@ fn build_one(
     }
     for lib in &recipe.libs {
         let path = prefix.join("lib").join(lib);
-        if path.is_file() && crate::openssl::hides_archive_symbols(tc) {
+        if path.is_file() && tc.hides_archive_symbols() {
             crate::macho::hide_symbols_in_archive_file(&path)?;
         }
         if !path.is_file() {
@@ -353,7 +353,7 @@ impl Tools {
             ("{cc}", compilers.cc.clone()),
             ("{ar}", ar.clone()),
             ("{ranlib}", ranlib.clone()),
-            ("{cflags}", crate::openssl::cflags(tc)),
+            ("{cflags}", tc.library_cflags_all()),
         ]);
         Tools { ar, ranlib, vars }
     }

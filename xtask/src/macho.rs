@@ -12,8 +12,6 @@ use goblin::mach::header::{MH_BUNDLE, MH_DYLIB, MH_EXECUTE, MH_OBJECT, MH_PIE};
 use goblin::mach::load_command::{CommandVariant, PLATFORM_MACOS};
 use goblin::mach::symbols::{N_ABS, N_EXT, N_PEXT, N_SECT, N_STAB, N_TYPE};
 use goblin::mach::{Mach, MachO};
-use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// What a Mach-O file of one target must look like.
@@ -61,27 +59,9 @@ pub fn is_macho(bytes: &[u8]) -> bool {
 
 /// Every Mach-O file under root (recursive, regular files only, sorted).
 pub fn macho_files(root: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-            let e = e?;
-            let p = e.path();
-            let ft = e.file_type()?;
-            if ft.is_dir() {
-                stack.push(p);
-            } else if ft.is_file() {
-                let mut head = Vec::with_capacity(8);
-                if let Ok(f) = fs::File::open(&p) {
-                    if f.take(8).read_to_end(&mut head).is_ok() && is_macho(&head) {
-                        out.push(p);
-                    }
-                }
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+    let mut files = crate::util::files_under(root, false)?;
+    files.retain(|p| crate::util::file_starts_with(p, is_macho));
+    Ok(files)
 }
 
 /// The Mach-O cputype of a Rust triple's arch.
@@ -542,6 +522,7 @@ pub fn hide_symbols_in_archive_file(path: &Path) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     const LC_SEGMENT_64: u32 = 0x19;
     const LC_SYMTAB: u32 = 0x2;
@@ -883,6 +864,19 @@ mod tests {
         let mut d = Vec::new();
         check_macho(Path::new("bin/python3"), bytes, &rules, &mut v, &mut d).unwrap();
         (v, d)
+    }
+
+    /// Where the image's nlist entries start (LC_SYMTAB symoff).
+    fn symtab_offset(image: &[u8]) -> usize {
+        MachO::parse(image, 0)
+            .unwrap()
+            .load_commands
+            .iter()
+            .find_map(|lc| match lc.command {
+                goblin::mach::load_command::CommandVariant::Symtab(st) => Some(st.symoff as usize),
+                _ => None,
+            })
+            .unwrap()
     }
 
     fn check(img: &Img) -> Vec<String> {
@@ -1347,15 +1341,7 @@ mod tests {
         };
         let mut member = obj.build();
         // Make the second symbol a common one (`.comm`: undefined + size).
-        let symoff = MachO::parse(&member, 0)
-            .unwrap()
-            .load_commands
-            .iter()
-            .find_map(|lc| match lc.command {
-                goblin::mach::load_command::CommandVariant::Symtab(st) => Some(st.symoff as usize),
-                _ => None,
-            })
-            .unwrap();
+        let symoff = symtab_offset(&member);
         member[symoff + 16 + 4] = 0x01; // N_UNDF | N_EXT
         member[symoff + 16 + 5] = 0; // NO_SECT
         member[symoff + 16 + 8..symoff + 16 + 16].copy_from_slice(&40u64.to_le_bytes());
@@ -1441,15 +1427,7 @@ mod tests {
         }
         .build();
         // Both symtab entries become undefined references (N_UNDF | N_EXT).
-        let symoff = MachO::parse(&module, 0)
-            .unwrap()
-            .load_commands
-            .iter()
-            .find_map(|lc| match lc.command {
-                goblin::mach::load_command::CommandVariant::Symtab(st) => Some(st.symoff as usize),
-                _ => None,
-            })
-            .unwrap();
+        let symoff = symtab_offset(&module);
         for i in 0..2 {
             let at = symoff + 16 * i;
             module[at + 4] = 0x01;

@@ -42,22 +42,6 @@ fn crate_openssl_version(choice: &str) -> Result<&'static str> {
     })
 }
 
-/// Mach-O linkers have no `--exclude-libs`: the static archives' symbols
-/// are made private extern instead (macho::hide_archive_symbols).
-pub fn hides_archive_symbols(tc: &Toolchain) -> bool {
-    tc.binary_format == "macho"
-}
-
-/// The toolchain's C flags plus those for static libraries only.
-pub fn cflags(tc: &Toolchain) -> String {
-    tc.cflags
-        .iter()
-        .chain(&tc.library_cflags)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 pub fn build(
     cache: &Cache,
     recipe: &OpensslRecipe,
@@ -81,8 +65,8 @@ pub fn build(
         .add("target", &tc.triple)
         .add("openssldir", &tc.openssldir)
         .add("cc", &compilers.key)
-        .add("cflags", cflags(tc));
-    if hides_archive_symbols(tc) {
+        .add("cflags", tc.library_cflags_all());
+    if tc.hides_archive_symbols() {
         // 2: common symbols (`.comm`) are hidden too.
         key.add("hide-symbols", "2");
     }
@@ -123,7 +107,7 @@ pub fn build(
     // No -ffile-prefix-map here: OpenSSL compiles without debug info and
     // with relative __FILE__ names, and it records its CFLAGS verbatim in
     // OpenSSL_version(OPENSSL_CFLAGS), where a mapped path would leak.
-    .env("CFLAGS", cflags(tc))
+    .env("CFLAGS", tc.library_cflags_all())
     .env("CC", &compilers.cc);
     if tc.zig.is_some() {
         // The cc crate (inside openssl-src) would otherwise pick the host's ar.
@@ -144,7 +128,7 @@ pub fn build(
             );
         }
     }
-    if hides_archive_symbols(tc) {
+    if tc.hides_archive_symbols() {
         for lib in ["libssl.a", "libcrypto.a"] {
             crate::macho::hide_symbols_in_archive_file(&prefix.join("lib").join(lib))?;
         }

@@ -148,14 +148,16 @@ pub fn write_sha256sums(dist: &Path) -> Result<()> {
     publish(tmp, &dist.join("SHA256SUMS"))
 }
 
-pub fn write_manifest_beside(dest_archive: &Path, manifest: &Value) -> Result<PathBuf> {
-    let path = PathBuf::from(format!(
+/// The manifest that sits beside an archive: `<name>.json` for `<name>.tar.gz`.
+pub fn manifest_path(archive: &Path) -> PathBuf {
+    PathBuf::from(format!(
         "{}.json",
-        dest_archive
-            .display()
-            .to_string()
-            .trim_end_matches(".tar.gz")
-    ));
+        archive.display().to_string().trim_end_matches(".tar.gz")
+    ))
+}
+
+pub fn write_manifest_beside(dest_archive: &Path, manifest: &Value) -> Result<PathBuf> {
+    let path = manifest_path(dest_archive);
     write_json(&path, manifest)?;
     Ok(path)
 }

@@ -7,7 +7,6 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::recipes::version_key;
 use crate::recipes::{CpythonRecipe, Recipes, Toolchain};
 use crate::util::{workspace_root, Cache, Timings};
 use crate::{cpython, deps, openssl, package, patch, source, validate};
@@ -23,6 +22,24 @@ pub struct Options {
 }
 
 impl Options {
+    /// `--target macos` and other group names: the same selection once per
+    /// member target (None when the target is not a group).
+    pub fn per_group_member(&self, recipes: &Recipes) -> Option<Vec<(String, Options)>> {
+        let members = recipes.group(self.target.as_deref()?);
+        (!members.is_empty()).then(|| {
+            members
+                .into_iter()
+                .map(|tc| {
+                    let one = Options {
+                        target: Some(tc.triple.clone()),
+                        ..self.clone()
+                    };
+                    (tc.triple.clone(), one)
+                })
+                .collect()
+        })
+    }
+
     /// The command-line arguments that select the same builds.
     pub fn as_args(&self) -> Vec<String> {
         let mut args = Vec::new();
@@ -81,25 +98,18 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
     let start = Instant::now();
     let recipes = Recipes::load()?;
     let cache = Cache::from_env()?;
-    if let Some(group) = opts.target.as_deref() {
-        let members = recipes.group(group);
-        if !members.is_empty() {
-            let mut by_target = Vec::new();
-            for tc in members {
-                let one = Options {
-                    target: Some(tc.triple.clone()),
-                    ..opts.clone()
-                };
-                for a in build(&one)? {
-                    by_target.push((tc.triple.clone(), a));
-                }
+    if let Some(members) = opts.per_group_member(&recipes) {
+        let mut by_target = Vec::new();
+        for (triple, one) in members {
+            for a in build(&one)? {
+                by_target.push((triple.clone(), a));
             }
-            let dist = dist_dir()?;
-            if !crate::universal::package_all(&by_target, &dist)?.is_empty() {
-                package::write_sha256sums(&dist)?;
-            }
-            return Ok(by_target.into_iter().map(|(_, a)| a).collect());
         }
+        let dist = dist_dir()?;
+        if !crate::universal::package_all(&by_target, &dist)?.is_empty() {
+            package::write_sha256sums(&dist)?;
+        }
+        return Ok(by_target.into_iter().map(|(_, a)| a).collect());
     }
     let tc = recipes.toolchain(opts.target.as_deref())?;
     if tc.status == "unsupported" || tc.status == "plan" {
@@ -111,47 +121,31 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
         );
     }
     let ossl_recipe = recipes.openssl(opts.openssl.as_deref())?;
-    let mut pythons = selected(&recipes, &opts.pythons)?;
-    if !tc.pythons.is_empty() {
-        let (ok, unsupported): (Vec<_>, Vec<_>) = pythons
-            .into_iter()
-            .partition(|r| tc.supports_python(&r.series));
-        for r in &unsupported {
-            eprintln!(
-                "tlsforge: skipping CPython {} for {}: this target has patches for {} only (toolchains/{}.toml)",
-                r.version,
-                tc.triple,
-                tc.pythons.join(", "),
-                tc.triple
-            );
-        }
-        if ok.is_empty() {
-            bail!(
-                "nothing to build for {}: it supports CPython {}",
-                tc.triple,
-                tc.pythons.join(", ")
-            );
-        }
-        pythons = ok;
+    let pythons = selected(&recipes, &opts.pythons)?;
+    // Versions this target cannot build are skipped with the toolchain's reason.
+    let (ok, skipped): (Vec<_>, Vec<_>) = pythons
+        .into_iter()
+        .partition(|r| tc.why_not_python(r).is_none());
+    for r in &skipped {
+        eprintln!(
+            "tlsforge: skipping CPython {} for {}: {} (toolchains/{}.toml)",
+            r.version,
+            tc.triple,
+            tc.why_not_python(r).unwrap_or_default(),
+            tc.triple
+        );
     }
-    if let Some(min) = &tc.min_python {
-        let (ok, too_old): (Vec<_>, Vec<_>) = pythons
-            .into_iter()
-            .partition(|r| version_key(&r.version) >= version_key(min));
-        for r in &too_old {
-            eprintln!(
-                "tlsforge: skipping CPython {} for {}: this target needs CPython {min} or newer (see toolchains/{}.toml)",
-                r.version, tc.triple, tc.triple
-            );
-        }
-        if ok.is_empty() {
-            bail!(
-                "nothing to build: {} needs CPython {min} or newer; try --python 3.13",
-                tc.triple
-            );
-        }
-        pythons = ok;
+    if ok.is_empty() {
+        bail!(
+            "nothing to build for {}: {}",
+            tc.triple,
+            skipped
+                .first()
+                .and_then(|r| tc.why_not_python(r))
+                .unwrap_or_default()
+        );
     }
+    let pythons = ok;
     crate::prereqs::ensure_build_tools()?;
     let packages: Vec<(&str, &str)> = tc
         .packages
@@ -323,10 +317,7 @@ fn build_one(
         &recipes.openssl_default,
         &tc.triple,
     ));
-    let manifest_path = PathBuf::from(format!(
-        "{}.json",
-        archive.display().to_string().trim_end_matches(".tar.gz")
-    ));
+    let manifest_path = package::manifest_path(&archive);
     let label = package::local_label(&ossl.recipe.choice, &recipes.openssl_default);
     let artifact = Artifact {
         version: v.clone(),
@@ -430,6 +421,7 @@ fn build_one(
     );
     m.insert("toolchain".into(), serde_json::to_value(tc)?);
     m.insert("validation".into(), serde_json::to_value(&report)?);
+    let source_modules = module_names_in(&tree.path);
     m.insert(
         "omitted_modules".into(),
         json!(built
@@ -438,7 +430,7 @@ fn build_one(
             .chain(tc.not_importable.iter())
             // (a dependency left out names its modules for every version;
             // 2.7 has no _uuid, for instance)
-            .filter(|(m, _)| source_has_module(&tree.path, m))
+            .filter(|(m, _)| source_modules.contains(m.as_str()))
             .map(|(m, why)| json!({"module": m, "reason": why}))
             .collect::<Vec<_>>()),
     );
@@ -466,21 +458,25 @@ fn build_one(
     Ok(artifact)
 }
 
-/// Whether this CPython source builds an extension module of that name
-/// (setup.py for 2.x, Modules/Setup* for both).
-fn source_has_module(src: &std::path::Path, module: &str) -> bool {
-    [
+/// Every word of the files that name this CPython's extension modules
+/// (setup.py for 2.x, Modules/Setup* for both): a module it can build is
+/// among them.
+fn module_names_in(src: &std::path::Path) -> std::collections::HashSet<String> {
+    let files = [
         "setup.py",
         "Modules/Setup.stdlib.in",
         "Modules/Setup.dist",
         "Modules/Setup",
-    ]
-    .iter()
-    .filter_map(|f| std::fs::read_to_string(src.join(f)).ok())
-    .any(|text| {
-        text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .any(|word| word == module)
-    })
+    ];
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(src.join(f)).ok())
+        .flat_map(|text| {
+            text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 fn already_packaged(manifest: &std::path::Path, key: &str) -> bool {

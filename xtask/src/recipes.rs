@@ -296,14 +296,20 @@ impl Toolchain {
             );
         }
         let to = cache.dir(&format!("toolchains/{}/sdk-stubs", self.triple))?;
-        // `cp -a from/. to`: refreshes the copy in place on every build.
-        let status = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(from.join("."))
-            .arg(&to)
-            .status()?;
-        if !status.success() {
-            bail!("copying {} to {} failed", from.display(), to.display());
+        // Copied again only when the stubs changed (a stamp beside the copy
+        // holds their digest); `cp -a from/. to` refreshes it in place.
+        let stamp = to.with_extension("digest");
+        let digest = self.sdk_stubs_key()?;
+        if fs::read_to_string(&stamp).ok().as_deref() != Some(digest.as_str()) {
+            let status = std::process::Command::new("cp")
+                .arg("-a")
+                .arg(from.join("."))
+                .arg(&to)
+                .status()?;
+            if !status.success() {
+                bail!("copying {} to {} failed", from.display(), to.display());
+            }
+            fs::write(&stamp, &digest)?;
         }
         Ok(Some(to))
     }
@@ -314,20 +320,7 @@ impl Toolchain {
         let mut key = crate::util::KeyBuilder::new("sdk-stubs");
         if let Some(stubs) = &self.sdk_stubs {
             let root = crate::util::workspace_root().join("toolchains").join(stubs);
-            let mut stack = vec![root.clone()];
-            let mut files = Vec::new();
-            while let Some(dir) = stack.pop() {
-                for e in fs::read_dir(&dir)? {
-                    let p = e?.path();
-                    if p.is_dir() {
-                        stack.push(p);
-                    } else {
-                        files.push(p);
-                    }
-                }
-            }
-            files.sort();
-            for f in files {
+            for f in crate::util::files_under(&root, false)? {
                 key.add(&f.strip_prefix(&root)?.display().to_string(), fs::read(&f)?);
             }
         }
@@ -342,9 +335,38 @@ impl Toolchain {
         })
     }
 
-    /// True when CPython `series` (e.g. "3.13") can be built for this target.
-    pub fn supports_python(&self, series: &str) -> bool {
-        self.pythons.is_empty() || self.pythons.iter().any(|p| p == series)
+    /// Why this target cannot build `recipe`, or None when it can: a
+    /// `pythons` list without its series, or a `min_python` above it.
+    pub fn why_not_python(&self, recipe: &CpythonRecipe) -> Option<String> {
+        if !self.pythons.is_empty() && !self.pythons.contains(&recipe.series) {
+            return Some(format!(
+                "this target has patches for CPython {} only",
+                self.pythons.join(", ")
+            ));
+        }
+        match &self.min_python {
+            Some(min) if version_key(&recipe.version) < version_key(min) => {
+                Some(format!("this target needs CPython {min} or newer"))
+            }
+            _ => None,
+        }
+    }
+
+    /// Mach-O linkers have no `--exclude-libs`: the static archives'
+    /// symbols are made private extern instead (macho::hide_archive_symbols).
+    pub fn hides_archive_symbols(&self) -> bool {
+        self.binary_format == "macho"
+    }
+
+    /// C flags for OpenSSL and the deps: the toolchain's plus those for
+    /// static libraries only.
+    pub fn library_cflags_all(&self) -> String {
+        self.cflags
+            .iter()
+            .chain(&self.library_cflags)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// True when binaries for this target run on the machine doing the build.

@@ -16,6 +16,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
+use crate::util::files_under;
+
 /// What a build directory is called inside the artifacts.
 pub const BUILD_DIR_ALIAS: &str = "/tlsforge/build";
 /// What the cache root is called inside the artifacts.
@@ -50,24 +52,6 @@ pub fn export_source_date_epoch() {
     }
 }
 
-fn regular_files(root: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-            let entry = entry?;
-            let ty = entry.file_type()?;
-            if ty.is_dir() {
-                stack.push(entry.path());
-            } else if ty.is_file() {
-                out.push(entry.path());
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -76,7 +60,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// bytes); returns the files changed.
 pub fn scrub_text_files(root: &Path, rewrites: &[(String, String)]) -> Result<Vec<PathBuf>> {
     let mut changed = Vec::new();
-    for path in regular_files(root)? {
+    for path in files_under(root, false)? {
         let bytes = fs::read(&path)?;
         if bytes.contains(&0) || !rewrites.iter().any(|(f, _)| contains(&bytes, f.as_bytes())) {
             continue;
@@ -97,7 +81,7 @@ pub fn scrub_text_files(root: &Path, rewrites: &[(String, String)]) -> Result<Ve
 /// directory that no rewrite can reach inside a binary.
 pub fn files_containing(root: &Path, needles: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for path in regular_files(root)? {
+    for path in files_under(root, false)? {
         let bytes = fs::read(&path)?;
         if let Some(n) = needles.iter().find(|n| contains(&bytes, n.as_bytes())) {
             out.push(format!(
@@ -152,7 +136,7 @@ pub fn bytecode_of(source: &Path) -> Vec<PathBuf> {
 /// the pyc would be stale (and differ between builds).
 pub fn fix_python2_pyc_mtimes(root: &Path, epoch: u64) -> Result<usize> {
     let mut n = 0;
-    for path in regular_files(root)? {
+    for path in files_under(root, false)? {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         if ext != "pyc" && ext != "pyo" {
             continue;
@@ -172,7 +156,7 @@ pub fn fix_python2_pyc_mtimes(root: &Path, epoch: u64) -> Result<usize> {
 /// archive records, so the installed tree matches the cached one).
 pub fn set_mtimes(root: &Path, epoch: u64) -> Result<()> {
     let when = UNIX_EPOCH + Duration::from_secs(epoch);
-    for path in regular_files(root)? {
+    for path in files_under(root, false)? {
         fs::File::open(&path)?
             .set_modified(when)
             .with_context(|| format!("setting the mtime of {}", path.display()))?;

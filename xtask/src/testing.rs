@@ -17,17 +17,8 @@ use crate::validate;
 pub fn validate(opts: &Options, paths: &[PathBuf]) -> Result<()> {
     let recipes = Recipes::load()?;
     // `--target macos` validates each of the group's targets.
-    let group = opts
-        .target
-        .as_deref()
-        .map(|t| recipes.group(t))
-        .unwrap_or_default();
-    if !group.is_empty() && paths.is_empty() {
-        for tc in group {
-            let one = Options {
-                target: Some(tc.triple.clone()),
-                ..opts.clone()
-            };
+    if let (Some(members), true) = (opts.per_group_member(&recipes), paths.is_empty()) {
+        for (_, one) in members {
             validate(&one, paths)?;
         }
         return Ok(());

@@ -6,6 +6,7 @@
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -25,23 +26,12 @@ pub struct Merged {
     pub only_in_one: Vec<String>,
 }
 
-/// Relative paths of every file and symlink under `root`, sorted.
-fn entries(root: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in fs::read_dir(&dir)? {
-            let e = e?;
-            let ft = e.file_type()?;
-            if ft.is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path().strip_prefix(root)?.to_path_buf());
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+/// Relative paths of every file and symlink under `root`.
+fn entries(root: &Path) -> Result<BTreeSet<PathBuf>> {
+    crate::util::files_under(root, true)?
+        .into_iter()
+        .map(|p| Ok(p.strip_prefix(root)?.to_path_buf()))
+        .collect()
 }
 
 /// Merges the arm64 tree and the x86_64 tree into `out` (which must not exist).
@@ -49,7 +39,7 @@ pub fn merge_trees(arm64: &Path, x86_64: &Path, out: &Path) -> Result<Merged> {
     let mut m = Merged::default();
     let a = entries(arm64)?;
     let b = entries(x86_64)?;
-    for rel in b.iter().filter(|r| !a.contains(r)) {
+    for rel in b.difference(&a) {
         m.only_in_one
             .push(format!("{} (x86_64 only)", rel.display()));
         copy_entry(&x86_64.join(rel), &out.join(rel))?;
@@ -117,14 +107,26 @@ pub fn package_all(artifacts: &[(String, Artifact)], dist: &Path) -> Result<Vec<
             .to_string_lossy()
             .replace(triple.as_str(), TRIPLE);
         let archive = dist.join(&name);
+        let mut manifest = read_manifest(&arm.archive)?;
+        let intel_manifest = read_manifest(&intel.archive)?;
+        // The two slices' manifests identify what was merged; the same pair
+        // again is not merged again.
+        let slices = json!([
+            manifest["build_key"],
+            intel_manifest["build_key"],
+            manifest["tlsforge_package_revision"]
+        ]);
+        if archive.exists()
+            && read_manifest(&archive).is_ok_and(|m| m["universal2"]["slice_keys"] == slices)
+        {
+            continue;
+        }
         let work = tempfile::tempdir_in(dist)?;
         let tree = work.path().join("tree");
         let merged = merge_trees(&arm.root, &intel.root, &tree)?;
         if merged.fat_files == 0 {
             bail!("universal2 {}: no Mach-O file was merged", arm.version);
         }
-        let mut manifest = read_manifest(&arm.archive)?;
-        let intel_manifest = read_manifest(&intel.archive)?;
         let m = manifest
             .as_object_mut()
             .context("manifest is not an object")?;
@@ -140,6 +142,7 @@ pub fn package_all(artifacts: &[(String, Artifact)], dist: &Path) -> Result<Vec<
             json!({
                 "slices": {"arm64": arm.archive.file_name().map(|n| n.to_string_lossy().to_string()),
                            "x86_64": intel.archive.file_name().map(|n| n.to_string_lossy().to_string())},
+                "slice_keys": slices,
                 "fat_files": merged.fat_files,
                 "identical_files": merged.same_files,
                 "differing_files_taken_from_arm64": merged.differing,
@@ -163,10 +166,7 @@ pub fn package_all(artifacts: &[(String, Artifact)], dist: &Path) -> Result<Vec<
 }
 
 fn read_manifest(archive: &Path) -> Result<Value> {
-    let path = PathBuf::from(format!(
-        "{}.json",
-        archive.display().to_string().trim_end_matches(".tar.gz")
-    ));
+    let path = crate::package::manifest_path(archive);
     let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     Ok(serde_json::from_str(&text)?)
 }

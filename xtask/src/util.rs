@@ -141,6 +141,41 @@ pub fn lock_build(dir: &Path) -> Result<BuildLock> {
     Ok(BuildLock(file))
 }
 
+/// Every non-directory entry under `root` (files, and symlinks when asked
+/// for), recursively, sorted. Symlinks are listed, never followed.
+pub fn files_under(root: &Path, with_symlinks: bool) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let entry = entry?;
+            let ty = entry.file_type()?;
+            if ty.is_dir() {
+                stack.push(entry.path());
+            } else if ty.is_file() || (with_symlinks && ty.is_symlink()) {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Whether the file starts with bytes that `is_kind` recognises (reads
+/// only the first 8 bytes).
+pub fn file_starts_with(path: &Path, is_kind: impl Fn(&[u8]) -> bool) -> bool {
+    let mut head = Vec::with_capacity(8);
+    fs::File::open(path).is_ok_and(|f| f.take(8).read_to_end(&mut head).is_ok() && is_kind(&head))
+}
+
+/// PATH with `dir` first, for a child process or this one.
+pub fn path_with_first(dir: &Path) -> Result<std::ffi::OsString> {
+    let old = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![dir.to_path_buf()];
+    dirs.extend(std::env::split_paths(&old).filter(|d| d != dir));
+    Ok(std::env::join_paths(dirs)?)
+}
+
 /// Replaces `dest` with `tmp` by rename (same file system), so readers see
 /// either the old complete tree or the new complete tree, never half of one.
 pub fn commit_dir(tmp: &Path, dest: &Path) -> Result<()> {

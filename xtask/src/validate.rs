@@ -48,28 +48,9 @@ const HIDDEN_PREFIXES: &[&str] = &[
 
 /// Every ELF file the interpreter ships: bin/python* and extension modules.
 pub fn elf_files(root: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in fs::read_dir(&dir)? {
-            let e = e?;
-            let p = e.path();
-            let ft = e.file_type()?;
-            if ft.is_dir() {
-                stack.push(p);
-            } else if ft.is_file() {
-                let mut magic = [0u8; 4];
-                if let Ok(mut f) = fs::File::open(&p) {
-                    use std::io::Read;
-                    if f.read_exact(&mut magic).is_ok() && &magic == b"\x7fELF" {
-                        out.push(p);
-                    }
-                }
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+    let mut files = crate::util::files_under(root, false)?;
+    files.retain(|p| crate::util::file_starts_with(p, |head| head.starts_with(b"\x7fELF")));
+    Ok(files)
 }
 
 /// Checks one ELF file against the toolchain's rules, appending violations.
@@ -284,6 +265,10 @@ fn check_macho_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
         tolerated_exports: &tolerated,
     };
     let mut report = Report::default();
+    // One read per file: the structural checks, the interpreter's exports,
+    // and what each extension module needs from it.
+    let mut exported = None;
+    let mut needs = Vec::new();
     for f in crate::macho::macho_files(root)? {
         let bytes = fs::read(&f)?;
         crate::macho::check_macho(
@@ -294,13 +279,20 @@ fn check_macho_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
             &mut report.needed,
         )?;
         report.files_checked += 1;
+        if f.parent() == Some(&root.join("bin")) {
+            exported = Some(crate::macho::exported_names(&bytes)?);
+        } else if f.extension().is_some_and(|e| e == "so") {
+            needs.push((f, crate::macho::python_symbols_needed(&bytes)?));
+        }
     }
     if report.files_checked == 0 {
         report
             .violations
             .push(format!("no Mach-O file under {}", root.display()));
     }
-    check_module_imports(root, &mut report)?;
+    let exported =
+        exported.with_context(|| format!("no Mach-O interpreter in {}/bin", root.display()))?;
+    check_module_imports(&exported, &needs, &mut report);
     report.needed.sort();
     report.needed.dedup();
     Ok(report)
@@ -310,32 +302,22 @@ fn check_macho_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
 /// exported by the interpreter (modules bind them with flat lookup; a
 /// symbol hidden by visibility would make the module fail to import on the
 /// Mac, which this machine cannot try).
-fn check_module_imports(root: &Path, report: &mut Report) -> Result<()> {
-    let exe = fs::read_dir(root.join("bin"))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| !p.is_symlink())
-        .find(|p| fs::read(p).is_ok_and(|b| crate::macho::is_macho(&b)))
-        .with_context(|| format!("no Mach-O interpreter in {}/bin", root.display()))?;
-    let exported = crate::macho::exported_names(&fs::read(&exe)?)?;
-    for f in crate::macho::macho_files(root)? {
-        if f.extension().is_none_or(|e| e != "so") {
-            continue;
-        }
-        let missing: Vec<String> = crate::macho::python_symbols_needed(&fs::read(&f)?)?
-            .into_iter()
-            .filter(|n| !exported.contains(n))
-            .collect();
+fn check_module_imports(
+    exported: &std::collections::HashSet<String>,
+    needs: &[(PathBuf, Vec<String>)],
+    report: &mut Report,
+) {
+    for (module, needed) in needs {
+        let missing: Vec<&String> = needed.iter().filter(|n| !exported.contains(*n)).collect();
         if !missing.is_empty() {
             report.violations.push(format!(
                 "{} needs {} from the interpreter, which does not export {} (the module would not import)",
-                f.display(),
-                missing.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+                module.display(),
+                missing.iter().take(3).map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
                 if missing.len() == 1 { "it" } else { "them" }
             ));
         }
     }
-    Ok(())
 }
 
 /// Extension modules that link a library outside the allowlist came from
