@@ -3,7 +3,7 @@
 # the cache as cc, c++, ar and ranlib of a toolchain, with the @…@ values
 # filled in (toolchains/<triple>.toml, [zig]); build systems then call it as
 # an ordinary compiler. It rewrites the flags zig handles differently from
-# Apple's clang and ld64 (found in toolchains/darwin/LAB.md).
+# Apple's clang and ld64 (found in toolchains/darwin/LAB.md) and from gcc.
 ZIG='@ZIG@'
 TOOL='@TOOL@'
 TARGET='@TARGET@'
@@ -15,6 +15,7 @@ esac
 # Rebuild "$@" without the flags zig cannot take.
 n=$#
 skip=0
+lang=
 while [ "$n" -gt 0 ]; do
   a=$1
   shift
@@ -32,6 +33,11 @@ while [ "$n" -gt 0 ]; do
     # ld64 reads -stack_size as hex, zig's linker as decimal.
     -Wl,-stack_size,0x*) set -- "$@" "$a" ;;
     -Wl,-stack_size,*) set -- "$@" "-Wl,-stack_size,0x${a#-Wl,-stack_size,}" ;;
+    # Source on stdin: zig hands it to clang with the glibc-versioned
+    # triple ('x86_64-linux-gnu.2.17'), which clang rejects, unless the
+    # language is named (zig then compiles it itself).
+    -x|-x*) lang=1; set -- "$@" "$a" ;;
+    -) if [ -z "$lang" ]; then set -- "$@" -x c -; else set -- "$@" -; fi ;;
     *) set -- "$@" "$a" ;;
   esac
 done

@@ -33,9 +33,11 @@ pub struct Compilers {
 
 impl Compilers {
     pub fn for_toolchain(tc: &Toolchain, cache: &Cache) -> Result<Compilers> {
-        // zig stands in for a compiler this machine lacks; on the target
-        // itself (a Mac runner) the system's cc builds natively.
-        if let (Some(zig), false) = (&tc.zig, tc.runs_here()) {
+        // zig stands in for a compiler this machine lacks (macOS from
+        // Linux), or is the compiler everywhere when the target's C library
+        // floor needs it (glibc 2.17 for linux-gnu); on a Mac runner the
+        // system's cc builds natively.
+        if let Some(zig) = tc.zig.as_ref().filter(|z| z.on_native || !tc.runs_here()) {
             return zig_compilers(tc, &zig.target, cache);
         }
         let (ar, ranlib) = match (&tc.configure_host, tc.is_cross()) {

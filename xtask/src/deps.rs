@@ -322,7 +322,7 @@ fn build_one(
     for lib in &recipe.libs {
         let path = prefix.join("lib").join(lib);
         if path.is_file() && tc.hides_archive_symbols() {
-            crate::macho::hide_symbols_in_archive_file(&path)?;
+            crate::hide::hide_symbols_in_archive_file(&path)?;
         }
         if !path.is_file() {
             bail!(

@@ -423,47 +423,9 @@ pub fn python_symbols_needed(bytes: &[u8]) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// The Mach-O counterpart of GNU ld's `--exclude-libs`: marks every
-/// defined external symbol of every 64-bit object in a static archive
-/// private extern (N_PEXT), what `-fvisibility=hidden` would have made of
-/// it. The final link still resolves them, but no image built from the
-/// archive exports them; this also reaches assembly sources, which
-/// `-fvisibility` does not (OpenSSL's `OPENSSL_cleanse`, libffi's
-/// `ffi_call_SYSV`) and libraries that mark their API visible (ncurses).
-/// Sizes do not change, so the archive index stays valid. Returns how many
-/// symbols were hidden.
-pub fn hide_archive_symbols(archive: &mut [u8]) -> Result<usize> {
-    if !archive.starts_with(ARCHIVE_MAGIC) {
-        bail!("not a static archive (no !<arch> header)");
-    }
-    let mut hidden = 0;
-    let mut at = ARCHIVE_MAGIC.len();
-    while at + 60 <= archive.len() {
-        let header = &archive[at..at + 60];
-        let field =
-            |r: std::ops::Range<usize>| String::from_utf8_lossy(&header[r]).trim().to_string();
-        let name = field(0..16);
-        let size: usize = field(48..58)
-            .parse()
-            .with_context(|| format!("archive member header at byte {at} has no size"))?;
-        let mut data = at + 60;
-        let end = data + size;
-        if end > archive.len() {
-            bail!("archive member {name:?} runs past the end of the archive");
-        }
-        // BSD long names: "#1/<len>", the name stored before the data.
-        if let Some(len) = name.strip_prefix("#1/") {
-            data += len.parse::<usize>().unwrap_or(0);
-        }
-        hidden += hide_object_symbols(&mut archive[data..end]);
-        at = end + (end % 2);
-    }
-    Ok(hidden)
-}
-
 /// N_PEXT on the defined external symbols of one thin 64-bit little-endian
 /// MH_OBJECT (anything else is left alone: index members, other formats).
-fn hide_object_symbols(obj: &mut [u8]) -> usize {
+pub(crate) fn hide_object_symbols(obj: &mut [u8]) -> usize {
     const LC_SYMTAB: u32 = 0x2;
     const N_EXT: u8 = 0x01;
     const N_PEXT: u8 = 0x10;
@@ -507,16 +469,6 @@ fn hide_object_symbols(obj: &mut [u8]) -> usize {
         cmd_at += cmdsize.max(8) as usize;
     }
     hidden
-}
-
-/// Rewrites a static archive on disk with its symbols hidden (see above).
-pub fn hide_symbols_in_archive_file(path: &Path) -> Result<usize> {
-    let mut bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let n = hide_archive_symbols(&mut bytes).with_context(|| format!("in {}", path.display()))?;
-    let tmp = path.with_extension("a.tmp");
-    std::fs::write(&tmp, &bytes)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(n)
 }
 
 #[cfg(test)]
@@ -1360,9 +1312,12 @@ mod tests {
             .as_bytes(),
         );
         ar.extend_from_slice(&member);
-        assert_eq!(hide_archive_symbols(&mut ar).unwrap(), 2);
+        assert_eq!(crate::hide::hide_archive_symbols(&mut ar).unwrap(), 2);
         // Run again: nothing left to hide.
-        assert_eq!(hide_archive_symbols(&mut ar.clone()).unwrap(), 0);
+        assert_eq!(
+            crate::hide::hide_archive_symbols(&mut ar.clone()).unwrap(),
+            0
+        );
         // Each symbol is still defined and external, now private extern.
         let hidden_obj = &ar[ARCHIVE_MAGIC.len() + 60..];
         let m = MachO::parse(hidden_obj, 0).unwrap();
@@ -1378,7 +1333,7 @@ mod tests {
             "{}: N_PEXT | N_UNDF | N_EXT (common)",
             types[1].0
         );
-        assert!(hide_archive_symbols(&mut b"not an archive".to_vec()).is_err());
+        assert!(crate::hide::hide_archive_symbols(&mut b"not an archive".to_vec()).is_err());
     }
 
     #[test]

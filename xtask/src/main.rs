@@ -11,7 +11,9 @@ mod deb;
 mod deps;
 mod extract;
 mod fetch;
+mod hide;
 mod macho;
+mod oldroot;
 mod openssl;
 mod package;
 mod patch;
@@ -95,6 +97,16 @@ enum Cmd {
         #[arg(long)]
         from_deb: bool,
     },
+    /// Run the archives inside a Debian bullseye root (glibc 2.31): start,
+    /// imports, a verified TLS 1.3 handshake, pip; then a manylinux2014
+    /// wheel in a venv of our 3.13 on the host.
+    OldrootTest {
+        #[command(flatten)]
+        select: Select,
+        /// Only make (or find) the root and print its glibc.
+        #[arg(long)]
+        root_only: bool,
+    },
     /// Run CPython's own test_ssl, test_hashlib, test_httplib on built interpreters.
     StdlibTests(Select),
     /// Build twice (usual cache, then an empty cache at another path) and
@@ -149,6 +161,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Validate { select, paths } => testing::validate(&select.options(false), &paths),
         Cmd::Test(sel) => testing::test(&sel.options(false)),
         Cmd::Conform { select, from_deb } => testing::conform(&select.options(false), from_deb),
+        Cmd::OldrootTest { select, root_only } => oldroot::run(&select.options(false), root_only),
         Cmd::StdlibTests(sel) => testing::stdlib(&sel.options(false)),
         Cmd::CiWorkflow => {
             println!("wrote {}", workflow::write()?.display());

@@ -130,7 +130,7 @@ pub fn build(
     }
     if tc.hides_archive_symbols() {
         for lib in ["libssl.a", "libcrypto.a"] {
-            crate::macho::hide_symbols_in_archive_file(&prefix.join("lib").join(lib))?;
+            crate::hide::hide_symbols_in_archive_file(&prefix.join("lib").join(lib))?;
         }
     }
     mark_complete(&dir)?;

@@ -188,6 +188,10 @@ pub struct Toolchain {
     /// Compile with zig's C compiler (PyPI ziglang) for this `-target`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zig: Option<ZigTarget>,
+    /// The linker has no `--exclude-libs` (ld64, zig's ELF linker): OpenSSL's
+    /// and the deps' archives get their symbols hidden before any link.
+    #[serde(default)]
+    pub hide_archive_symbols: bool,
     /// Headers and framework stubs (a directory under toolchains/) for a
     /// target whose SDK is not here; copied into the cache, then
     /// `-isystem <dir>/include` and `-F <dir>/Frameworks`.
@@ -230,8 +234,16 @@ pub struct Toolchain {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ZigTarget {
     /// zig's `-target`, e.g. `aarch64-macos.11.0` (the OS version is the
-    /// deployment target recorded in every binary).
+    /// deployment target recorded in every binary) or
+    /// `x86_64-linux-gnu.2.17` (the glibc whose symbol versions, headers and
+    /// link stubs the build sees).
     pub target: String,
+    /// zig builds this target even on a machine that runs it natively: the
+    /// point is the C library floor (glibc 2.17), which the machine's own
+    /// gcc cannot give. False for macOS, where a Mac's own clang and SDK
+    /// are used when the build runs on a Mac.
+    #[serde(default)]
+    pub on_native: bool,
 }
 
 impl Toolchain {
@@ -352,10 +364,10 @@ impl Toolchain {
         }
     }
 
-    /// Mach-O linkers have no `--exclude-libs`: the static archives'
-    /// symbols are made private extern instead (macho::hide_archive_symbols).
+    /// The linker has no `--exclude-libs` (ld64, zig's): the static
+    /// archives' symbols are hidden in the archives instead (hide.rs).
     pub fn hides_archive_symbols(&self) -> bool {
-        self.binary_format == "macho"
+        self.hide_archive_symbols
     }
 
     /// C flags for OpenSSL and the deps: the toolchain's plus those for

@@ -18,6 +18,13 @@ pub struct Report {
     pub needed: Vec<String>,
     pub max_glibc: Option<String>,
     pub violations: Vec<String>,
+    /// What the interpreter executables export (for the modules' check).
+    #[serde(skip)]
+    exports: std::collections::HashSet<String>,
+    /// (module, symbol): a shared module's strong undefined symbols that no
+    /// versioned system library provides; the interpreter must export them.
+    #[serde(skip)]
+    unversioned_imports: Vec<(String, String)>,
 }
 
 /// Symbol prefixes of the libraries we link statically; none may be exported.
@@ -45,6 +52,115 @@ const HIDDEN_PREFIXES: &[&str] = &[
     "tgetent",
     "initscr",
 ];
+
+/// Every shared module's unversioned import is exported by the interpreter
+/// (only checked when the tree has an interpreter to check against).
+fn check_module_imports_resolve(report: &mut Report) {
+    if report.exports.is_empty() {
+        return;
+    }
+    let mut missing: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (module, sym) in &report.unversioned_imports {
+        if !report.exports.contains(sym) {
+            missing.entry(module).or_default().push(sym);
+        }
+    }
+    let violations: Vec<String> = missing
+        .into_iter()
+        .map(|(module, syms)| {
+            format!(
+                "{module}: needs {}, which neither the interpreter exports nor a system library \
+                 provides at a version (the import would fail)",
+                syms.join(", ")
+            )
+        })
+        .collect();
+    report.violations.extend(violations);
+}
+
+/// Remembers an executable's exports and a shared module's strong
+/// undefined symbols that carry no version (a versioned one is bound to a
+/// system library by the link; an unversioned one must come from the
+/// interpreter). A function the headers declared but the target's libc
+/// lacks ends up here: with BIND_NOW the import would fail.
+fn record_dynamic_linking(elf: &Elf, name: &str, is_executable: bool, report: &mut Report) {
+    for (i, sym) in elf.dynsyms.iter().enumerate() {
+        let Some(sym_name) = elf.dynstrtab.get_at(sym.st_name) else {
+            continue;
+        };
+        let defined = sym.st_shndx != 0;
+        if is_executable {
+            if defined && sym.st_bind() != goblin::elf::sym::STB_LOCAL {
+                report.exports.insert(sym_name.to_string());
+            }
+            continue;
+        }
+        // 0 and 1: VER_NDX_LOCAL/GLOBAL, i.e. no version needed.
+        let unversioned = elf
+            .versym
+            .as_ref()
+            .and_then(|v| v.get_at(i))
+            .is_none_or(|v| v.version() <= 1);
+        if !defined
+            && unversioned
+            && sym.st_bind() == goblin::elf::sym::STB_GLOBAL
+            && !sym_name.is_empty()
+        {
+            report
+                .unversioned_imports
+                .push((name.to_string(), sym_name.to_string()));
+        }
+    }
+}
+
+/// Records the highest GLIBC_x.y version this file needs and, above the
+/// target's floor, names each symbol that needs it (a function newer than
+/// the floor that the build picked up anyway: the host cannot start it).
+fn check_glibc_versions(elf: &Elf, name: &str, tc: &Toolchain, report: &mut Report) {
+    // version index (vna_other) -> "2.17"
+    let mut glibc = std::collections::HashMap::new();
+    for need in elf.verneed.iter().flat_map(|v| v.iter()) {
+        for aux in need.iter() {
+            if let Some(v) = elf
+                .dynstrtab
+                .get_at(aux.vna_name)
+                .and_then(|s| s.strip_prefix("GLIBC_"))
+                .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+            {
+                glibc.insert(aux.vna_other, v.to_string());
+            }
+        }
+    }
+    if let Some(v) = glibc.values().max_by_key(|v| version_key(v)) {
+        if report
+            .max_glibc
+            .as_deref()
+            .is_none_or(|m| version_key(v) > version_key(m))
+        {
+            report.max_glibc = Some(v.clone());
+        }
+    }
+    let (Some(floor), Some(versym)) = (&tc.max_glibc, &elf.versym) else {
+        return;
+    };
+    let too_new: Vec<String> = elf
+        .dynsyms
+        .iter()
+        .enumerate()
+        .filter_map(|(i, sym)| {
+            let v = glibc.get(&versym.get_at(i)?.version())?;
+            let sym_name = elf.dynstrtab.get_at(sym.st_name)?;
+            (version_key(v) > version_key(floor)).then(|| format!("{sym_name}@GLIBC_{v}"))
+        })
+        .collect();
+    if !too_new.is_empty() {
+        report.violations.push(format!(
+            "{name}: needs glibc newer than the floor {floor} of {}: {}",
+            tc.triple,
+            too_new.join(", ")
+        ));
+    }
+}
 
 /// Every ELF file the interpreter ships: bin/python* and extension modules.
 pub fn elf_files(root: &Path) -> Result<Vec<PathBuf>> {
@@ -104,27 +220,8 @@ pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report)
             }
         }
     }
-    // Highest GLIBC_x.y version any symbol needs.
-    if let Some(verneed) = &elf.verneed {
-        for need in verneed.iter() {
-            for aux in need.iter() {
-                if let Some(v) = elf
-                    .dynstrtab
-                    .get_at(aux.vna_name)
-                    .and_then(|s| s.strip_prefix("GLIBC_"))
-                {
-                    if v.chars().next().is_some_and(|c| c.is_ascii_digit())
-                        && report
-                            .max_glibc
-                            .as_deref()
-                            .is_none_or(|m| version_key(v) > version_key(m))
-                    {
-                        report.max_glibc = Some(v.to_string());
-                    }
-                }
-            }
-        }
-    }
+    check_glibc_versions(&elf, &name.to_string(), tc, report);
+    record_dynamic_linking(&elf, &name.to_string(), is_executable, report);
     // Hardening: PIE executables, full RELRO, non-executable stack.
     if is_executable && tc.pie && elf.header.e_type != header::ET_DYN {
         report
@@ -230,13 +327,14 @@ pub fn check_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
         check_elf(&f, &bytes, tc, &mut report)?;
         report.files_checked += 1;
     }
+    check_module_imports_resolve(&mut report);
     if tc.fully_static {
         check_recorded_cflags(root, &mut report)?;
     }
     if let (Some(max), Some(seen)) = (&tc.max_glibc, &report.max_glibc) {
         if version_key(seen) > version_key(max) {
             report.violations.push(format!(
-                "needs GLIBC_{seen}, above the target's ceiling {max}"
+                "needs GLIBC_{seen} in all, above the target's floor {max} (files named above)"
             ));
         }
     }
@@ -483,11 +581,103 @@ mod tests {
     ];
 
     fn toolchain() -> Toolchain {
+        let mut tc = gnu_toolchain();
+        // These programs are built with the machine's gcc, against its own
+        // glibc (2.36 here), not the target's floor; the floor has its own test.
+        tc.max_glibc = None;
+        tc
+    }
+
+    fn gnu_toolchain() -> Toolchain {
         crate::recipes::Recipes::load()
             .unwrap()
             .toolchain(Some("x86_64-unknown-linux-gnu"))
             .unwrap()
             .clone()
+    }
+
+    /// A module's unversioned import that the interpreter does not export
+    /// (a libc function the headers declared but the libc lacks, or a
+    /// library left off the link) is named; one the interpreter exports is not.
+    #[test]
+    fn module_imports_the_interpreter_does_not_export_are_named() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        fs::create_dir_all(p.join("bin")).unwrap();
+        fs::create_dir_all(p.join("lib")).unwrap();
+        fs::write(
+            p.join("exe.c"),
+            "int Py_provided(void) { return 1; }\nint main(void) { return 0; }\n",
+        )
+        .unwrap();
+        fs::write(
+            p.join("m.c"),
+            "int Py_provided(void);\nint not_in_any_libc(void);\nint f(void) { return Py_provided() + not_in_any_libc(); }\n",
+        )
+        .unwrap();
+        let gcc = |args: &[&str]| {
+            assert!(Command::new("gcc")
+                .args(args)
+                .current_dir(p)
+                .status()
+                .unwrap()
+                .success());
+        };
+        gcc(&["-fPIE", "-pie", "-rdynamic", "exe.c", "-o", "bin/python3"]);
+        gcc(&["-fPIC", "-shared", "m.c", "-o", "lib/m.so"]);
+        let r = check_tree(p, &toolchain()).unwrap();
+        let v: Vec<&String> = r
+            .violations
+            .iter()
+            .filter(|v| v.contains("import would fail"))
+            .collect();
+        assert_eq!(v.len(), 1, "{:?}", r.violations);
+        assert!(
+            v[0].contains("lib/m.so") && v[0].contains("not_in_any_libc"),
+            "{v:?}"
+        );
+        assert!(!v[0].contains("Py_provided"), "{v:?}");
+    }
+
+    /// A binary linked against a glibc newer than the target's floor is
+    /// refused, naming the symbol and its version (here the machine's gcc,
+    /// whose glibc is at least 2.34: __libc_start_main@GLIBC_2.34).
+    #[test]
+    fn symbols_above_the_glibc_floor_are_named() {
+        let d = tempfile::tempdir().unwrap();
+        let c = d.path().join("p.c");
+        fs::write(&c, PROGRAM).unwrap();
+        let out = d.path().join("p");
+        let st = Command::new("gcc")
+            .args(HARDENED)
+            .arg(&c)
+            .arg("-o")
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let mut tc = gnu_toolchain();
+        tc.max_glibc = Some("2.17".into());
+        let mut r = Report::default();
+        check_elf(&out, &fs::read(&out).unwrap(), &tc, &mut r).unwrap();
+        let seen = r.max_glibc.clone().expect("a glibc version is recorded");
+        assert!(version_key(&seen) > version_key("2.17"), "{seen}");
+        assert!(
+            r.violations
+                .iter()
+                .any(|v| v.contains("newer than the floor 2.17") && v.contains("@GLIBC_2.")),
+            "{:?}",
+            r.violations
+        );
+        // The same binary under its own glibc's ceiling passes this check.
+        tc.max_glibc = Some(seen);
+        let mut r = Report::default();
+        check_elf(&out, &fs::read(&out).unwrap(), &tc, &mut r).unwrap();
+        assert!(
+            !r.violations.iter().any(|v| v.contains("floor")),
+            "{:?}",
+            r.violations
+        );
     }
 
     /// Compiles `src` with `flags` in `dir`; returns the violations found.
