@@ -73,6 +73,11 @@ pub fn ldflags(tc: &Toolchain, deps: &Deps, cache: &Cache) -> Result<String> {
         tc.sdk_ldflags(cache)?,
         deps.prefix.display()
     );
+    // (a positional archive: zig's linker takes no -Wl,<file>, and it is
+    // searched wherever it stands on the line)
+    if let Some(runtime) = tc.runtime_library_path()? {
+        flags.push_str(&format!(" {}", runtime.display()));
+    }
     // (Mach-O has no --exclude-libs: Toolchain::hides_archive_symbols)
     if !tc.hides_archive_symbols() {
         let mut libs = vec!["libssl.a".to_string(), "libcrypto.a".to_string()];

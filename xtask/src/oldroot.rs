@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::pipeline::{self, Artifact, Options};
 use crate::recipes::Recipes;
+use crate::testing::Tally;
 use crate::util::{
     commit_dir, is_complete, lock_build, mark_complete, run_logged, workspace_root, Cache,
     KeyBuilder,
@@ -154,12 +155,27 @@ pub fn run(opts: &Options, root_only: bool) -> Result<()> {
         return Ok(());
     }
     let mut tally = Tally::default();
+    checks(opts, &cache, &root, &mut tally)?;
+    tally.finish()
+}
+
+/// `cargo xtask test`'s step: the root (built once, cached), then `checks`.
+pub fn test_step(opts: &Options, tally: &mut Tally) -> Result<()> {
+    crate::prereqs::ensure(TOOLS)?;
+    let cache = Cache::from_env()?;
+    let root = ensure_root(&cache)?;
+    checks(opts, &cache, &root, tally)
+}
+
+/// The checks `run` and `cargo xtask test` share: every archive inside the
+/// old root, then the manylinux wheel on the host; lines go to `tally`.
+pub fn checks(opts: &Options, cache: &Cache, root: &OldRoot, tally: &mut Tally) -> Result<()> {
     let scratch = tempfile::Builder::new()
         .prefix("tlsforge-oldroot-")
         .tempdir()?;
     let artifacts = unpack_all(opts, scratch.path())?;
     let t = Instant::now();
-    let ok = run_harness(&root, scratch.path(), &artifacts)?;
+    let (ok, summary) = run_harness(root, scratch.path(), &artifacts)?;
     tally.add(
         format!(
             "inside Debian {SUITE} (glibc {}) ({:.0}s)",
@@ -167,50 +183,18 @@ pub fn run(opts: &Options, root_only: bool) -> Result<()> {
             t.elapsed().as_secs_f64()
         ),
         ok,
-        "see the table above".into(),
+        summary,
     );
-    wheel::check(&cache, &artifacts, scratch.path(), &mut tally)?;
-    tally.finish()
-}
-
-/// Counts kept for the one summary line at the end.
-#[derive(Default)]
-pub struct Tally {
-    passed: usize,
-    failed: usize,
-    lines: Vec<String>,
-}
-
-impl Tally {
-    pub fn add(&mut self, what: String, ok: bool, detail: String) {
-        if ok {
-            self.passed += 1;
-        } else {
-            self.failed += 1;
-        }
-        let mark = if ok { "PASS" } else { "FAIL" };
-        self.lines.push(format!("{mark} {what}: {detail}"));
-    }
-
-    fn finish(self) -> Result<()> {
-        for l in &self.lines {
-            println!("{l}");
-        }
-        println!("{} passed, {} failed", self.passed, self.failed);
-        if self.failed > 0 {
-            bail!("{} check(s) failed", self.failed);
-        }
-        Ok(())
-    }
+    wheel::check(cache, &artifacts, scratch.path(), tally)
 }
 
 /// One unpacked archive: on the host and as the root sees it.
-pub struct Unpacked {
-    pub artifact: Artifact,
-    pub host_exe: PathBuf,
-    pub root_exe: String,
+struct Unpacked {
+    artifact: Artifact,
+    host_exe: PathBuf,
+    root_exe: String,
     /// recipes/modules.toml's list for this interpreter and target.
-    pub modules: Vec<String>,
+    modules: Vec<String>,
 }
 
 /// The scratch directory is the root's /tmp (the harness bind-mounts it
@@ -239,8 +223,9 @@ fn unpack_all(opts: &Options, scratch: &Path) -> Result<Vec<Unpacked>> {
 }
 
 /// Runs the conformance crate's `oldroot` harness (it has the PKI, the TLS
-/// server and the pip index) on every unpacked archive; its verdict.
-fn run_harness(root: &OldRoot, scratch: &Path, unpacked: &[Unpacked]) -> Result<bool> {
+/// server and the pip index) on every unpacked archive; its verdict and its
+/// summary line (its table is passed through).
+fn run_harness(root: &OldRoot, scratch: &Path, unpacked: &[Unpacked]) -> Result<(bool, String)> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(["run", "--quiet", "-p", "tlsforge-conformance"])
@@ -259,8 +244,18 @@ fn run_harness(root: &OldRoot, scratch: &Path, unpacked: &[Unpacked]) -> Result<
             .arg("--modules")
             .arg(format!("{label}={}", u.modules.join(",")));
     }
-    let status = cmd.status().context("running the oldroot harness")?;
-    Ok(status.success())
+    let out = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running the oldroot harness")?;
+    let table = String::from_utf8_lossy(&out.stdout);
+    print!("{table}");
+    let summary = table
+        .lines()
+        .last()
+        .filter(|l| l.ends_with(" failed"))
+        .unwrap_or("the harness printed no summary; see above");
+    Ok((out.status.success(), summary.to_string()))
 }
 
 /// The manylinux2014 wheel check: a real C-extension wheel from the

@@ -188,6 +188,18 @@ pub struct Toolchain {
     /// Compile with zig's C compiler (PyPI ziglang) for this `-target`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zig: Option<ZigTarget>,
+    /// A static runtime library (gcc's libgcc.a, a glob with one `*`
+    /// directory for the gcc version) linked into every CPython binary, so
+    /// compiler helper calls (128-bit division, aarch64's soft-float long
+    /// double) resolve there and zig's compiler_rt is not linked: it also
+    /// defines memcpy, strlen, cos, __stack_chk_fail and (with a constant
+    /// value) __stack_chk_guard, which would then take precedence over
+    /// glibc's in that binary.
+    pub runtime_library: Option<String>,
+    /// The C library's stack canary, where it is a global rather than a
+    /// thread-local slot (aarch64 glibc: `__stack_chk_guard`): every
+    /// stack-protected binary must import it (validate.rs).
+    pub stack_guard: Option<String>,
     /// The linker has no `--exclude-libs` (ld64, zig's ELF linker): OpenSSL's
     /// and the deps' archives get their symbols hidden before any link.
     #[serde(default)]
@@ -379,6 +391,33 @@ impl Toolchain {
             .cloned()
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    /// `runtime_library` with its `*` resolved to the newest version
+    /// installed (None when the toolchain names none).
+    pub fn runtime_library_path(&self) -> Result<Option<PathBuf>> {
+        let Some(pattern) = &self.runtime_library else {
+            return Ok(None);
+        };
+        let (dir, rest) = pattern.split_once("/*/").with_context(|| {
+            format!("toolchains/{}.toml: runtime_library {pattern:?} needs one /*/ component", self.triple)
+        })?;
+        let newest = fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join(rest))
+            .filter(|p| p.is_file())
+            .max_by_key(|p| {
+                version_key(&p.strip_prefix(dir).unwrap().iter().next().unwrap().to_string_lossy())
+            });
+        match newest {
+            Some(p) => Ok(Some(p)),
+            None => bail!(
+                "toolchains/{}.toml: no file matches runtime_library {pattern:?}; install the package the toolchain's `packages` names for it",
+                self.triple
+            ),
+        }
     }
 
     /// True when binaries for this target run on the machine doing the build.

@@ -67,14 +67,14 @@ pub fn unpack(a: &Artifact, dir: &Path) -> Result<PathBuf> {
 
 /// Counts kept for the one summary line at the end.
 #[derive(Default)]
-struct Tally {
+pub struct Tally {
     passed: usize,
     failed: usize,
     lines: Vec<String>,
 }
 
 impl Tally {
-    fn add(&mut self, what: String, ok: bool, detail: String) {
+    pub fn add(&mut self, what: String, ok: bool, detail: String) {
         if ok {
             self.passed += 1;
         } else {
@@ -92,7 +92,7 @@ impl Tally {
     }
 
     /// Prints every line and the one summary line; fails if anything failed.
-    fn finish(self) -> Result<()> {
+    pub fn finish(self) -> Result<()> {
         for l in &self.lines {
             println!("{l}");
         }
@@ -344,7 +344,20 @@ pub fn test(opts: &Options) -> Result<()> {
         detail,
     );
 
-    // 5. CPython's own TLS-related test suites, from each version's tree.
+    // 5. The artifacts where users run them: inside a Debian 11 root
+    //    (glibc 2.31, older than this machine's), and a manylinux wheel.
+    if tc.runs_here() && tc.max_glibc.is_some() && crate::prereqs::is_root() {
+        let t = Instant::now();
+        if let Err(e) = crate::oldroot::test_step(opts, &mut tally) {
+            tally.add(
+                format!("old root ({:.0}s)", t.elapsed().as_secs_f64()),
+                false,
+                format!("{e:#}"),
+            );
+        }
+    }
+
+    // 6. CPython's own TLS-related test suites, from each version's tree.
     for (a, exe) in &interpreters {
         let t = Instant::now();
         let (ok, detail) = stdlib_tests(a, exe)?;

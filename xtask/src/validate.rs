@@ -256,13 +256,25 @@ pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report)
     // both leave imports behind (__stack_chk_fail, __*_chk).
     // (A static executable carries libc's own __stack_chk_fail whatever our
     // flags were, so for it check_tree reads the recorded CFLAGS instead.)
+    let imports: Vec<&str> = elf
+        .dynsyms
+        .iter()
+        .filter(|s| s.st_shndx == 0)
+        .filter_map(|s| elf.dynstrtab.get_at(s.st_name))
+        .collect();
+    // Where the canary is a libc global, a file that has stack-protected
+    // code must read libc's: a local definition (zig's compiler_rt has a
+    // constant one) would make the canary known to every attacker.
+    if let Some(guard) = &tc.stack_guard {
+        let protected = is_executable || imports.contains(&"__stack_chk_fail");
+        if protected && !imports.contains(&guard.as_str()) {
+            report.violations.push(format!(
+                "{name}: does not import {guard} from the C library (its stack canary is a local, \
+                 predictable definition, or it has no stack protector)"
+            ));
+        }
+    }
     if is_executable && !tc.fully_static {
-        let imports: Vec<&str> = elf
-            .dynsyms
-            .iter()
-            .filter(|s| s.st_shndx == 0)
-            .filter_map(|s| elf.dynstrtab.get_at(s.st_name))
-            .collect();
         if !imports.contains(&"__stack_chk_fail") {
             report.violations.push(format!(
                 "{name}: built without a stack protector (no __stack_chk_fail)"

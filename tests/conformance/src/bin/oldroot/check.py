@@ -133,8 +133,12 @@ def evidence(out):
     """pip's TLS error line when there is one (it is followed by the less
     telling "No matching distribution"), else the output's end."""
     for line in out.splitlines():
-        if "certificate" in line.lower() and ("ssl" in line.lower() or "verify" in line.lower()):
-            return line.strip()[:400]
+        start = line.find("[SSL: ")
+        if start >= 0:
+            end = line.find(")", start)
+            return line[start:end + 1 if end > 0 else None]
+        if "certificate" in line.lower() and "ssl" in line.lower():
+            return line.strip()[:300]
     return tail(out)
 
 
