@@ -400,7 +400,10 @@ impl Toolchain {
             return Ok(None);
         };
         let (dir, rest) = pattern.split_once("/*/").with_context(|| {
-            format!("toolchains/{}.toml: runtime_library {pattern:?} needs one /*/ component", self.triple)
+            format!(
+                "toolchains/{}.toml: runtime_library {pattern:?} needs one /*/ component",
+                self.triple
+            )
         })?;
         let newest = fs::read_dir(dir)
             .into_iter()
@@ -409,7 +412,14 @@ impl Toolchain {
             .map(|e| e.path().join(rest))
             .filter(|p| p.is_file())
             .max_by_key(|p| {
-                version_key(&p.strip_prefix(dir).unwrap().iter().next().unwrap().to_string_lossy())
+                version_key(
+                    &p.strip_prefix(dir)
+                        .unwrap()
+                        .iter()
+                        .next()
+                        .unwrap()
+                        .to_string_lossy(),
+                )
             });
         match newest {
             Some(p) => Ok(Some(p)),
