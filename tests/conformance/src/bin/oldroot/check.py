@@ -147,6 +147,16 @@ def tls_refusal(text):
     return "certificate verify failed" in t or ("ssl" in t and "certificate" in t)
 
 
+def vendors_its_trust(version):
+    """pip before 24.2 verifies with its vendored certifi bundle only (from
+    24.2 it uses the interpreter's default verify paths, via truststore)."""
+    try:
+        major, minor = [int(x) for x in version.split()[1].split(".")[:2]]
+    except (IndexError, ValueError):
+        return False
+    return (major, minor) < (24, 2)
+
+
 def pip(cfg):
     work = cfg["work"]
     env = {"PATH": "/usr/bin:/bin", "HOME": os.path.join(work, "home"),
@@ -155,14 +165,15 @@ def pip(cfg):
     ok, version = run([py, "-m", "pip", "--version"], env)
     version = " ".join(version.split()[:2])
     ok, detail = pip_install(cfg, py, env, os.path.join(work, "target"), [])
-    if ok or sys.version_info[0] >= 3 or not tls_refusal(detail):
+    if ok or not vendors_its_trust(version) or not tls_refusal(detail):
         return ok, "%s (%s), platform bundle only: %s" % (version, how, detail)
-    # 2.7's pip uses its vendored certifi: issue [7]. It never reads the
-    # platform bundle, so only on 2.7 it is named with --cert.
+    # The pips bundled with 2.7 (19.2.3), 3.9 (20.2.3) and 3.11 (22.3.1)
+    # verify with their vendored certifi: issue [7]. They never read the
+    # platform bundle, so only for them it is named with --cert.
     first = detail
     ok, detail = pip_install(cfg, py, env, os.path.join(work, "target-cert"),
                              ["--cert", PLATFORM_BUNDLE])
-    return ok, ("%s (%s): platform bundle alone refused (2.7's pip uses its vendored "
+    return ok, ("%s (%s): platform bundle alone refused (this pip uses its vendored "
                 "certifi: issue [7]: %s); with --cert %s: %s") % (
         version, how, first, PLATFORM_BUNDLE, detail)
 
