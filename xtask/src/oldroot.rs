@@ -43,6 +43,20 @@ impl OldRoot {
     pub fn glibc(&self) -> &str {
         glibc_of(&self.libc6)
     }
+
+    /// "glibc 2.31 (libc6 …), debootstrap took 57s: <dir>" (or "cache hit").
+    pub fn describe(&self) -> String {
+        format!(
+            "glibc {} (libc6 {}), {}: {}",
+            self.glibc(),
+            self.libc6,
+            match self.built_in {
+                Some(t) => format!("debootstrap took {:.0}s", t.as_secs_f64()),
+                None => "cache hit".to_string(),
+            },
+            self.dir.display()
+        )
+    }
 }
 
 fn glibc_of(libc6: &str) -> &str {
@@ -141,16 +155,7 @@ pub fn run(opts: &Options, root_only: bool) -> Result<()> {
     crate::prereqs::ensure(TOOLS)?;
     let cache = Cache::from_env()?;
     let root = ensure_root(&cache)?;
-    println!(
-        "old root: Debian {SUITE} {VARIANT}, glibc {} (libc6 {}), {}: {}",
-        root.glibc(),
-        root.libc6,
-        match root.built_in {
-            Some(t) => format!("debootstrap took {:.0}s", t.as_secs_f64()),
-            None => "cache hit".to_string(),
-        },
-        root.dir.display()
-    );
+    println!("old root: Debian {SUITE} {VARIANT}, {}", root.describe());
     if root_only {
         return Ok(());
     }
@@ -164,6 +169,11 @@ pub fn test_step(opts: &Options, tally: &mut Tally) -> Result<()> {
     crate::prereqs::ensure(TOOLS)?;
     let cache = Cache::from_env()?;
     let root = ensure_root(&cache)?;
+    tally.add(
+        format!("old root: Debian {SUITE} {VARIANT}"),
+        true,
+        root.describe(),
+    );
     checks(opts, &cache, &root, tally)
 }
 
