@@ -312,6 +312,31 @@ pub fn test(opts: &Options) -> Result<()> {
 
     // 3. Install each .deb (as root on the host target) and check it imports
     //    every required module; its interpreter joins the conformance run.
+    // 2b. The binary checks again, on what users download: each unpacked
+    //     archive, with its highest glibc symbol version printed.
+    for (a, exe) in &interpreters {
+        // (under an emulator `exe` is the wrapper beside python/)
+        let tree = match exe.ancestors().find(|d| d.ends_with("python")) {
+            Some(t) => t.to_path_buf(),
+            None => exe.with_file_name("python"),
+        };
+        let r = validate::check_tree(&tree, &tc)?;
+        tally.add(
+            format!("binary checks of the {} archive", a.version),
+            r.violations.is_empty(),
+            format!(
+                "{} ELF files, max GLIBC_{} (floor {}){}",
+                r.files_checked,
+                r.max_glibc.as_deref().unwrap_or("-"),
+                tc.max_glibc.as_deref().unwrap_or("none"),
+                r.violations
+                    .iter()
+                    .map(|v| format!("\n    {v}"))
+                    .collect::<String>()
+            ),
+        );
+    }
+
     let mut cols = columns(&interpreters);
     let _installed = if tc.runs_here() && crate::deb::available(&tc) && crate::prereqs::is_root() {
         let t = Instant::now();
