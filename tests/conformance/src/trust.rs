@@ -341,6 +341,7 @@ fn layout_capability() -> Result<Vec<String>, String> {
 
 /// The command that runs `probe.py cases.json` (one case) inside `layout`'s namespace.
 /// `private`: Err(reason) if /private could not be made on the host.
+#[allow(clippy::too_many_arguments)] // one per part of the namespace layout
 pub fn layout_command(
     layout: Layout,
     python: &Path,
@@ -477,6 +478,8 @@ impl PrivateDir {
     pub fn acquire() -> Result<PrivateDir, String> {
         let lock = std::fs::OpenOptions::new()
             .create(true)
+            // (a lock file: its content is never read or written)
+            .truncate(false)
             .read(true)
             .write(true)
             .open(PRIVATE_LOCK)
