@@ -12,26 +12,49 @@
 //! of our 3.13 and imports, so binary wheels from the ecosystem fit it.
 
 use anyhow::{bail, Context, Result};
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::pipeline::{self, Artifact, Options};
-use crate::recipes::Recipes;
+use crate::pipeline::{Artifact, Options};
+use crate::recipes::{Recipes, Toolchain};
 use crate::testing::Tally;
 use crate::util::{
     commit_dir, is_complete, lock_build, mark_complete, run_logged, workspace_root, Cache,
     KeyBuilder,
 };
 
-const SUITE: &str = "bullseye";
-const VARIANT: &str = "minbase";
+/// recipes/tests/oldroot.toml: which root, which wheel.
+#[derive(Deserialize)]
+pub struct Plan {
+    root: RootPlan,
+    wheel: wheel::WheelPlan,
+}
+
+#[derive(Deserialize)]
+struct RootPlan {
+    suite: String,
+    variant: String,
+}
+
+const PLAN: &str = "recipes/tests/oldroot.toml";
+
+impl Plan {
+    pub fn load() -> Result<Plan> {
+        let path = workspace_root().join(PLAN);
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {PLAN}"))?;
+        toml::from_str(&text).with_context(|| format!("parsing {PLAN}"))
+    }
+}
 /// Bump when the way the root is made changes (a new key, a new root).
 const ROOT_REVISION: &str = "1";
 
 /// The cached root and what its platform is.
 pub struct OldRoot {
     pub dir: PathBuf,
+    /// "Debian bullseye minbase"
+    pub name: String,
     /// The root's libc6 package version, e.g. `2.31-13+deb11u11`.
     pub libc6: String,
     /// None on a cache hit; how long debootstrap took otherwise.
@@ -87,15 +110,16 @@ fn mirror() -> Result<crate::apt::Archive> {
 
 /// Makes the bullseye root once (under its build lock, in a temporary
 /// directory renamed into place when complete); later runs reuse it.
-pub fn ensure_root(cache: &Cache) -> Result<OldRoot> {
+pub fn ensure_root(cache: &Cache, plan: &Plan) -> Result<OldRoot> {
+    let RootPlan { suite, variant } = &plan.root;
     let key = KeyBuilder::new("oldroot")
         .add("revision", ROOT_REVISION)
-        .add("suite", SUITE)
-        .add("variant", VARIANT)
+        .add("suite", suite)
+        .add("variant", variant)
         .add("arch", std::env::consts::ARCH)
         .finish();
     let roots = cache.dir("roots")?;
-    let dir = roots.join(format!("debian-{SUITE}-{}", &key[..8]));
+    let dir = roots.join(format!("debian-{suite}-{}", &key[..8]));
     let _lock = lock_build(&dir)?;
     let built_in = if is_complete(&dir) {
         None
@@ -104,7 +128,8 @@ pub fn ensure_root(cache: &Cache) -> Result<OldRoot> {
             .prefix(".tmp-root-")
             .tempdir_in(&roots)?;
         let staged = work.path().join("root");
-        let took = debootstrap(&staged, &cache.log_path(&format!("debootstrap-{SUITE}"))?)?;
+        let log = cache.log_path(&format!("debootstrap-{suite}"))?;
+        let took = debootstrap(&plan.root, &staged, &log)?;
         mark_complete(&staged)?;
         commit_dir(&staged, &dir)?;
         Some(took)
@@ -115,6 +140,7 @@ pub fn ensure_root(cache: &Cache) -> Result<OldRoot> {
         .with_context(|| format!("no libc6 in {}'s dpkg status", dir.display()))?;
     Ok(OldRoot {
         dir,
+        name: format!("Debian {suite} {variant}"),
         libc6,
         built_in,
     })
@@ -123,19 +149,22 @@ pub fn ensure_root(cache: &Cache) -> Result<OldRoot> {
 /// `debootstrap --variant=minbase bullseye DIR URI`, inside a private mount
 /// namespace so the /proc and /dev mounts it makes in the target vanish with
 /// it, even when it is interrupted.
-fn debootstrap(target: &Path, log: &Path) -> Result<Duration> {
+fn debootstrap(root: &RootPlan, target: &Path, log: &Path) -> Result<Duration> {
     let archive = mirror()?;
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "debootstrap"])
-        .arg(format!("--variant={VARIANT}"));
+        .arg(format!("--variant={}", root.variant));
     // The host's archive keyring also holds the older releases' keys.
     if let Some(k) = archive.signed_by.as_deref().filter(|k| k.starts_with('/')) {
         cmd.arg(format!("--keyring={k}"));
     }
-    cmd.arg(SUITE).arg(target).arg(&archive.uri);
+    cmd.arg(&root.suite).arg(target).arg(&archive.uri);
     run_logged(
         cmd,
-        &format!("debootstrap {VARIANT} {SUITE} from the apt mirror"),
+        &format!(
+            "debootstrap {} {} from the apt mirror",
+            root.variant, root.suite
+        ),
         log,
     )
 }
@@ -152,99 +181,85 @@ pub fn run(opts: &Options, root_only: bool) -> Result<()> {
         bail!("oldroot-test needs Linux and root (debootstrap, mount namespaces, chroot)");
     }
     crate::prereqs::ensure(crate::prereqs::TEST_TOOLS)?;
-    crate::prereqs::ensure(TOOLS)?;
-    let cache = Cache::from_env()?;
-    let root = ensure_root(&cache)?;
-    println!("old root: Debian {SUITE} {VARIANT}, {}", root.describe());
-    if root_only {
-        return Ok(());
+    let tc = Recipes::load()?.toolchain(opts.target.as_deref())?.clone();
+    if !tc.runs_here() {
+        bail!("{} binaries do not run on this machine", tc.triple);
     }
     let mut tally = Tally::default();
-    checks(opts, &cache, &root, &mut tally)?;
-    tally.finish()
-}
-
-/// `cargo xtask test`'s step: the root (built once, cached), then `checks`.
-pub fn test_step(opts: &Options, tally: &mut Tally) -> Result<()> {
-    crate::prereqs::ensure(TOOLS)?;
-    let cache = Cache::from_env()?;
-    let root = ensure_root(&cache)?;
-    tally.add(
-        format!("old root: Debian {SUITE} {VARIANT}"),
-        true,
-        root.describe(),
-    );
-    checks(opts, &cache, &root, tally)
-}
-
-/// The checks `run` and `cargo xtask test` share: every archive inside the
-/// old root, then the manylinux wheel on the host; lines go to `tally`.
-pub fn checks(opts: &Options, cache: &Cache, root: &OldRoot, tally: &mut Tally) -> Result<()> {
+    if root_only {
+        let plan = Plan::load()?;
+        crate::prereqs::ensure(TOOLS)?;
+        let root = ensure_root(&Cache::from_env()?, &plan)?;
+        println!("old root: {}, {}", root.name, root.describe());
+        return Ok(());
+    }
     let scratch = tempfile::Builder::new()
         .prefix("tlsforge-oldroot-")
         .tempdir()?;
-    let artifacts = unpack_all(opts, scratch.path())?;
+    let interpreters = crate::testing::unpacked(opts, &tc, scratch.path())?;
+    test_step(&tc, scratch.path(), &interpreters, &mut tally)?;
+    tally.finish()
+}
+
+/// The root (built once, cached), every archive inside it, then the
+/// manylinux wheel on the host; lines go to `tally`. `interpreters` were
+/// unpacked into `scratch`, which the root sees as its /tmp.
+pub fn test_step(
+    tc: &Toolchain,
+    scratch: &Path,
+    interpreters: &[(Artifact, PathBuf)],
+    tally: &mut Tally,
+) -> Result<()> {
+    crate::prereqs::ensure(TOOLS)?;
+    let plan = Plan::load()?;
+    let cache = Cache::from_env()?;
+    let root = ensure_root(&cache, &plan)?;
+    tally.add(format!("old root: {}", root.name), true, root.describe());
+    let modules = Recipes::load()?.modules;
+    let unpacked: Vec<Unpacked> = interpreters
+        .iter()
+        .map(|(a, exe)| {
+            Ok(Unpacked {
+                root_exe: format!("/tmp/{}", exe.strip_prefix(scratch)?.display()),
+                host_exe: exe,
+                modules: modules.required_for(a.python2, tc),
+                artifact: a,
+            })
+        })
+        .collect::<Result<_>>()?;
     let t = Instant::now();
-    let (ok, summary) = run_harness(root, scratch.path(), &artifacts)?;
+    let (ok, summary) = run_harness(&root, scratch, &unpacked)?;
     tally.add(
         format!(
-            "inside Debian {SUITE} (glibc {}) ({:.0}s)",
+            "inside {} (glibc {}) ({:.0}s)",
+            root.name,
             root.glibc(),
             t.elapsed().as_secs_f64()
         ),
         ok,
         summary,
     );
-    wheel::check(cache, &artifacts, scratch.path(), tally)
+    wheel::check(&cache, &plan.wheel, &unpacked, scratch, tally)
 }
 
 /// One unpacked archive: on the host and as the root sees it.
-struct Unpacked {
-    artifact: Artifact,
-    host_exe: PathBuf,
+struct Unpacked<'a> {
+    artifact: &'a Artifact,
+    host_exe: &'a Path,
     root_exe: String,
     /// recipes/modules.toml's list for this interpreter and target.
     modules: Vec<String>,
-}
-
-/// The scratch directory is the root's /tmp (the harness bind-mounts it
-/// there), so each archive unpacked into `<scratch>/<version>` runs as
-/// `/tmp/<version>/python/bin/pythonX` inside.
-fn unpack_all(opts: &Options, scratch: &Path) -> Result<Vec<Unpacked>> {
-    let recipes = Recipes::load()?;
-    let tc = recipes.toolchain(opts.target.as_deref())?;
-    if !tc.runs_here() {
-        bail!("{} binaries do not run on this machine", tc.triple);
-    }
-    let mut out = Vec::new();
-    for a in pipeline::build(opts)? {
-        let d = scratch.join(&a.version);
-        std::fs::create_dir_all(&d)?;
-        let host_exe = crate::testing::unpack(&a, &d)?;
-        let rel = host_exe.strip_prefix(scratch)?;
-        out.push(Unpacked {
-            root_exe: format!("/tmp/{}", rel.display()),
-            host_exe,
-            modules: recipes.modules.required_for(a.python2, tc),
-            artifact: a,
-        });
-    }
-    Ok(out)
 }
 
 /// Runs the conformance crate's `oldroot` harness (it has the PKI, the TLS
 /// server and the pip index) on every unpacked archive; its verdict and its
 /// summary line (its table is passed through).
 fn run_harness(root: &OldRoot, scratch: &Path, unpacked: &[Unpacked]) -> Result<(bool, String)> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["run", "--quiet", "-p", "tlsforge-conformance"])
-        .args(["--bin", "oldroot", "--"])
-        .arg("--root")
+    let mut cmd = crate::testing::conformance_bin("oldroot");
+    cmd.arg("--root")
         .arg(&root.dir)
         .arg("--scratch")
-        .arg(scratch)
-        .current_dir(workspace_root());
+        .arg(scratch);
     for u in unpacked {
         let a = &u.artifact;
         let label = format!("tlsforge-{}", a.version);
@@ -274,11 +289,29 @@ fn run_harness(root: &OldRoot, scratch: &Path, unpacked: &[Unpacked]) -> Result<
 mod wheel {
     use super::*;
 
-    /// The pin (a pip requirements file with `--hash`).
-    const REQUIREMENTS: &str = "recipes/tests/manylinux-wheel.txt";
-    /// The wheel is cp313: only our 3.13 can take it.
-    const FOR_PYTHON: &str = "3.13";
-    const TAG: &str = "cp313-cp313-manylinux2014_x86_64";
+    /// recipes/tests/oldroot.toml's [wheel].
+    #[derive(Deserialize)]
+    pub struct WheelPlan {
+        /// A pip requirements file with `--hash`, in recipes/tests/.
+        requirements: String,
+        /// The CPython series the wheel is built for (only that one takes it).
+        python: String,
+        /// The wheel's platform tag, e.g. manylinux2014_x86_64.
+        platform: String,
+    }
+
+    impl WheelPlan {
+        fn requirements_path(&self) -> PathBuf {
+            workspace_root()
+                .join("recipes/tests")
+                .join(&self.requirements)
+        }
+        /// The tag pip must list, e.g. cp313-cp313-manylinux2014_x86_64.
+        fn tag(&self) -> String {
+            let cp = format!("cp{}", self.python.replace('.', ""));
+            format!("{cp}-{cp}-{}", self.platform)
+        }
+    }
 
     /// `name==version` and its sha256 digests, from a requirements file.
     #[derive(Debug, PartialEq)]
@@ -317,6 +350,7 @@ mod wheel {
 
     pub fn check(
         cache: &Cache,
+        plan: &WheelPlan,
         unpacked: &[Unpacked],
         scratch: &Path,
         tally: &mut Tally,
@@ -324,12 +358,12 @@ mod wheel {
         let what = "manylinux2014 wheel on the host";
         let Some(u) = unpacked
             .iter()
-            .find(|u| u.artifact.version.starts_with(FOR_PYTHON))
+            .find(|u| u.artifact.version.starts_with(&format!("{}.", plan.python)))
         else {
             tally.add(
                 what.into(),
                 true,
-                format!("skipped: no {FOR_PYTHON} selected"),
+                format!("skipped: no {} selected", plan.python),
             );
             return Ok(());
         };
@@ -337,13 +371,13 @@ mod wheel {
             tally.add(what.into(), true, "skipped: not an x86_64 host".into());
             return Ok(());
         }
-        let req = workspace_root().join(REQUIREMENTS);
+        let req = plan.requirements_path();
         let pin = parse_pin(&std::fs::read_to_string(&req)?)?;
         let t = Instant::now();
-        let wheel = fetch(cache, &req, &pin)?;
+        let wheel = fetch(cache, plan, &pin)?;
         let fetched = t.elapsed();
         let venv = scratch.join("wheel-venv");
-        let (ok, detail) = install_and_import(&u.host_exe, &venv, &req, &wheel)?;
+        let (ok, detail) = install_and_import(u.host_exe, &venv, &req, &wheel)?;
         tally.add(
             format!(
                 "{} {} into a venv of tlsforge-{} ({:.0}s fetch, {:.0}s install)",
@@ -356,15 +390,17 @@ mod wheel {
             ok,
             detail,
         );
-        let (ok, detail) = compatible_tags(&venv.join("bin/python"))?;
-        tally.add(format!("pip debug lists {TAG}"), ok, detail);
+        let tag = plan.tag();
+        let (ok, detail) = compatible_tags(&venv.join("bin/python"), &tag)?;
+        tally.add(format!("pip debug lists {tag}"), ok, detail);
         Ok(())
     }
 
     /// Downloads the pinned wheel once into `<cache>/wheels/` with the
     /// machine's python3 and its pip configuration (pip checks the digest
     /// with --require-hashes, and so do we, again, on every use).
-    fn fetch(cache: &Cache, req: &Path, pin: &Pin) -> Result<PathBuf> {
+    fn fetch(cache: &Cache, plan: &WheelPlan, pin: &Pin) -> Result<PathBuf> {
+        let req = &plan.requirements_path();
         let wheels = cache.dir("wheels")?;
         let key = KeyBuilder::new("wheel")
             .add("requirements", std::fs::read(req)?)
@@ -377,8 +413,8 @@ mod wheel {
             let out = work.path().join("out");
             let mut pip = Command::new("python3");
             pip.args(["-m", "pip", "download", "--require-hashes", "--no-deps"])
-                .args(["--only-binary=:all:", "--platform", "manylinux2014_x86_64"])
-                .args(["--python-version", FOR_PYTHON, "--implementation", "cp"])
+                .args(["--only-binary=:all:", "--platform", &plan.platform])
+                .args(["--python-version", &plan.python, "--implementation", "cp"])
                 .args(["--disable-pip-version-check", "-d"])
                 .arg(&out)
                 .arg("-r")
@@ -498,7 +534,8 @@ mod wheel {
 
     /// `pip debug --verbose`: the tags our interpreter accepts must include
     /// manylinux2014 for it (what makes pip choose such wheels at all).
-    fn compatible_tags(vpy: &Path) -> Result<(bool, String)> {
+    fn compatible_tags(vpy: &Path, tag: &str) -> Result<(bool, String)> {
+        let prefix = tag.splitn(3, '-').take(2).collect::<Vec<_>>().join("-") + "-";
         let home = vpy.parent().unwrap().join("home");
         std::fs::create_dir_all(&home)?;
         let mut c = neutral(vpy, &home);
@@ -513,20 +550,20 @@ mod wheel {
         let tags: Vec<&str> = out
             .lines()
             .map(str::trim)
-            .filter(|l| l.starts_with("cp313-cp313-"))
+            .filter(|l| l.starts_with(&prefix))
             .collect();
         let manylinux: Vec<&str> = tags
             .iter()
-            .filter_map(|t| t.strip_prefix("cp313-cp313-"))
+            .filter_map(|t| t.strip_prefix(&prefix))
             .filter(|p| p.starts_with("manylinux"))
             .collect();
         let detail = format!(
-            "{} cp313-cp313 tags; manylinux ones: {} .. {}",
+            "{} {prefix}* tags; manylinux ones: {} .. {}",
             tags.len(),
             manylinux.first().unwrap_or(&"none"),
             manylinux.last().unwrap_or(&"none")
         );
-        Ok((ok && tags.contains(&TAG), detail))
+        Ok((ok && tags.contains(&tag), detail))
     }
 
     #[cfg(test)]
@@ -554,7 +591,12 @@ mod wheel {
 
         #[test]
         fn the_pinned_file_parses() {
-            let text = std::fs::read_to_string(workspace_root().join(REQUIREMENTS)).unwrap();
+            let plan = super::super::Plan::load().unwrap();
+            assert_eq!(
+                plan.wheel.tag(),
+                format!("cp313-cp313-{}", plan.wheel.platform)
+            );
+            let text = std::fs::read_to_string(plan.wheel.requirements_path()).unwrap();
             let pin = parse_pin(&text).unwrap();
             assert_eq!(pin.name.to_lowercase(), "markupsafe");
         }

@@ -113,7 +113,7 @@ fn target_toolchain(opts: &Options) -> Result<Toolchain> {
 /// into `dir`, so the suites test what users download, not the cache.
 /// A foreign target's interpreter is run through a wrapper script that starts
 /// it under the toolchain's emulator (qemu-user).
-fn unpacked(opts: &Options, tc: &Toolchain, dir: &Path) -> Result<Vec<(Artifact, PathBuf)>> {
+pub fn unpacked(opts: &Options, tc: &Toolchain, dir: &Path) -> Result<Vec<(Artifact, PathBuf)>> {
     if !tc.can_run() {
         bail!(
             "{} binaries cannot run on this machine; only build and validate apply",
@@ -160,12 +160,9 @@ fn conformance_setup(tc: &Toolchain) -> Result<(Option<String>, PathBuf)> {
     })
 }
 
-/// Runs the conformance harness (tests/conformance) on the interpreters,
-/// with the machine's python3 as the reference column; returns its verdict.
-fn run_conformance(
-    interpreters: &[(String, PathBuf)],
-    (filter, out_dir): (Option<String>, PathBuf),
-) -> Result<(bool, String)> {
+/// `cargo run` of one of the conformance crate's programs (the suite, the
+/// old-root harness); arguments follow.
+pub fn conformance_bin(bin: &str) -> Command {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args([
@@ -174,10 +171,20 @@ fn run_conformance(
         "-p",
         "tlsforge-conformance",
         "--bin",
-        "conformance",
+        bin,
         "--",
     ])
     .current_dir(workspace_root());
+    cmd
+}
+
+/// Runs the conformance harness (tests/conformance) on the interpreters,
+/// with the machine's python3 as the reference column; returns its verdict.
+fn run_conformance(
+    interpreters: &[(String, PathBuf)],
+    (filter, out_dir): (Option<String>, PathBuf),
+) -> Result<(bool, String)> {
+    let mut cmd = conformance_bin("conformance");
     for (column, exe) in interpreters {
         cmd.arg("--python")
             .arg(format!("{column}={}", exe.display()));
@@ -373,7 +380,7 @@ pub fn test(opts: &Options) -> Result<()> {
     //    (glibc 2.31, older than this machine's), and a manylinux wheel.
     if tc.runs_here() && tc.max_glibc.is_some() && crate::prereqs::is_root() {
         let t = Instant::now();
-        if let Err(e) = crate::oldroot::test_step(opts, &mut tally) {
+        if let Err(e) = crate::oldroot::test_step(&tc, tmp.path(), &interpreters, &mut tally) {
             tally.add(
                 format!("old root ({:.0}s)", t.elapsed().as_secs_f64()),
                 false,

@@ -21,10 +21,10 @@ pub struct Report {
     /// What the interpreter executables export (for the modules' check).
     #[serde(skip)]
     exports: std::collections::HashSet<String>,
-    /// (module, symbol): a shared module's strong undefined symbols that no
-    /// versioned system library provides; the interpreter must export them.
+    /// Each shared module's strong undefined symbols that no versioned
+    /// system library provides; the interpreter must export them.
     #[serde(skip)]
-    unversioned_imports: Vec<(String, String)>,
+    unversioned_imports: Vec<(PathBuf, Vec<String>)>,
 }
 
 /// Symbol prefixes of the libraries we link statically; none may be exported.
@@ -53,37 +53,13 @@ const HIDDEN_PREFIXES: &[&str] = &[
     "initscr",
 ];
 
-/// Every shared module's unversioned import is exported by the interpreter
-/// (only checked when the tree has an interpreter to check against).
-fn check_module_imports_resolve(report: &mut Report) {
-    if report.exports.is_empty() {
-        return;
-    }
-    let mut missing: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-    for (module, sym) in &report.unversioned_imports {
-        if !report.exports.contains(sym) {
-            missing.entry(module).or_default().push(sym);
-        }
-    }
-    let violations: Vec<String> = missing
-        .into_iter()
-        .map(|(module, syms)| {
-            format!(
-                "{module}: needs {}, which neither the interpreter exports nor a system library \
-                 provides at a version (the import would fail)",
-                syms.join(", ")
-            )
-        })
-        .collect();
-    report.violations.extend(violations);
-}
-
 /// Remembers an executable's exports and a shared module's strong
 /// undefined symbols that carry no version (a versioned one is bound to a
 /// system library by the link; an unversioned one must come from the
 /// interpreter). A function the headers declared but the target's libc
 /// lacks ends up here: with BIND_NOW the import would fail.
-fn record_dynamic_linking(elf: &Elf, name: &str, is_executable: bool, report: &mut Report) {
+fn record_dynamic_linking(elf: &Elf, path: &Path, is_executable: bool, report: &mut Report) {
+    let mut needs = Vec::new();
     for (i, sym) in elf.dynsyms.iter().enumerate() {
         let Some(sym_name) = elf.dynstrtab.get_at(sym.st_name) else {
             continue;
@@ -106,10 +82,11 @@ fn record_dynamic_linking(elf: &Elf, name: &str, is_executable: bool, report: &m
             && sym.st_bind() == goblin::elf::sym::STB_GLOBAL
             && !sym_name.is_empty()
         {
-            report
-                .unversioned_imports
-                .push((name.to_string(), sym_name.to_string()));
+            needs.push(sym_name.to_string());
         }
+    }
+    if !needs.is_empty() {
+        report.unversioned_imports.push((path.to_path_buf(), needs));
     }
 }
 
@@ -221,7 +198,7 @@ pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report)
         }
     }
     check_glibc_versions(&elf, &name.to_string(), tc, report);
-    record_dynamic_linking(&elf, &name.to_string(), is_executable, report);
+    record_dynamic_linking(&elf, path, is_executable, report);
     // Hardening: PIE executables, full RELRO, non-executable stack.
     if is_executable && tc.pie && elf.header.e_type != header::ET_DYN {
         report
@@ -339,7 +316,14 @@ pub fn check_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
         check_elf(&f, &bytes, tc, &mut report)?;
         report.files_checked += 1;
     }
-    check_module_imports_resolve(&mut report);
+    // (only against an interpreter: a tree without one has nothing to bind to)
+    if !report.exports.is_empty() {
+        let (exports, needs) = (
+            std::mem::take(&mut report.exports),
+            std::mem::take(&mut report.unversioned_imports),
+        );
+        check_module_imports(&exports, &needs, &mut report);
+    }
     if tc.fully_static {
         check_recorded_cflags(root, &mut report)?;
     }
@@ -641,7 +625,7 @@ mod tests {
         let v: Vec<&String> = r
             .violations
             .iter()
-            .filter(|v| v.contains("import would fail"))
+            .filter(|v| v.contains("would not import"))
             .collect();
         assert_eq!(v.len(), 1, "{:?}", r.violations);
         assert!(
