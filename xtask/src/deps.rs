@@ -172,7 +172,7 @@ fn build_one(
     mirrors: &[String],
     jobs: usize,
 ) -> Result<Dep> {
-    let tree = source::prepare(cache, &recipe.source, &[], mirrors, &recipe.name)?;
+    let tree = source::prepare(cache, &recipe.source, &[], &[], mirrors, &recipe.name)?;
     let mut key = KeyBuilder::new("dep");
     key.add("revision", DEPS_REVISION)
         .add("recipe", toml::to_string(recipe)?)

@@ -28,6 +28,7 @@ mod testing;
 mod universal;
 mod util;
 mod validate;
+mod wheels;
 mod workflow;
 
 use anyhow::Result;

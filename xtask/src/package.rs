@@ -170,7 +170,7 @@ pub fn write_json(path: &Path, value: &Value) -> Result<()> {
 }
 
 /// Bump when what `package` writes changes, so dist/ is rewritten.
-pub const PACKAGE_REVISION: u32 = 5;
+pub const PACKAGE_REVISION: u32 = 6;
 
 /// A skeleton with the fields every manifest has (named as in
 /// python-build-standalone's PYTHON.json where the meaning is the same);

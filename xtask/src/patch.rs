@@ -151,7 +151,11 @@ mod tests {
     #[test]
     fn committed_series_files_name_existing_patches_with_headers() {
         let root = crate::util::workspace_root().join("patches");
-        for dir in fs::read_dir(root).unwrap().flatten() {
+        let dirs = fs::read_dir(&root)
+            .unwrap()
+            .chain(fs::read_dir(root.join("wheels")).unwrap())
+            .flatten();
+        for dir in dirs {
             for p in read_series(&dir.path()).unwrap() {
                 let text = fs::read_to_string(&p).unwrap();
                 let header = text.split("diff --git").next().unwrap();

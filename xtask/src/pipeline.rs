@@ -276,6 +276,7 @@ fn build_one(
                 cache,
                 &recipe.source,
                 &series,
+                &recipe.bundled_wheel,
                 &recipes.mirrors,
                 &format!("cpython-{v}"),
             )?;
@@ -419,6 +420,7 @@ fn build_one(
             .map(|(n, s)| json!({"name": n, "sha256": s}))
             .collect::<Vec<_>>()),
     );
+    m.insert("bundled_wheels".into(), serde_json::to_value(&tree.wheels)?);
     m.insert("toolchain".into(), serde_json::to_value(tc)?);
     m.insert("validation".into(), serde_json::to_value(&report)?);
     let source_modules = module_names_in(&tree.path);
@@ -514,7 +516,9 @@ pub fn check_patches() -> Result<()> {
         let tmp = tempfile::tempdir_in(cache.dir("src")?)?;
         let tree = tmp.path().join("tree");
         crate::extract::extract(&fetched.path, &tree)?;
-        match patch::apply_series(&tree, &series) {
+        let applied = patch::apply_series(&tree, &series)
+            .and_then(|()| crate::wheels::rebuild_all(&tree, &r.bundled_wheel));
+        match applied {
             Ok(()) => println!("{:<8} {} patches apply cleanly", r.version, series.len()),
             Err(e) => {
                 failures += 1;

@@ -39,6 +39,30 @@ pub struct CpythonRecipe {
     #[serde(default)]
     pub configure: Vec<String>,
     pub source: Source,
+    /// Wheels the source ships that the pipeline rebuilds (xtask/src/wheels.rs).
+    #[serde(default)]
+    pub bundled_wheel: Vec<BundledWheel>,
+}
+
+/// A wheel inside the CPython source (ensurepip's pip) rebuilt with our
+/// patches: `[[bundled_wheel]]` in `recipes/cpython/<version>.toml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct BundledWheel {
+    /// Path in the source tree, e.g. `Lib/ensurepip/_bundled/pip-…whl`.
+    pub path: String,
+    /// The shipped wheel's sha256 (checked before unpacking).
+    pub sha256: String,
+    /// The series under `patches/wheels/`.
+    pub patches: String,
+    /// Members deleted after patching (e.g. a frozen CA bundle).
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+impl BundledWheel {
+    pub fn patch_dir(&self) -> PathBuf {
+        workspace_root().join("patches/wheels").join(&self.patches)
+    }
 }
 
 impl CpythonRecipe {

@@ -45,6 +45,29 @@ pub fn cyclonedx(manifest: &Value) -> Value {
             }
             c
         })
+        .chain(
+            // ensurepip's rebuilt wheels: what ships, and what it was made from.
+            manifest["bundled_wheels"].as_array().into_iter().flatten().map(|w| {
+                json!({
+                    "type": "library",
+                    "name": w["name"],
+                    "version": w["version"],
+                    "hashes": [{"alg": "SHA-256", "content": w["sha256"]}],
+                    "licenses": [{"license": {"id": "MIT"}}],
+                    "properties": [{"name": "path", "value": w["path"]}],
+                    "pedigree": {
+                        "ancestors": [{"type": "library", "name": w["name"], "version": w["version"],
+                                       "hashes": [{"alg": "SHA-256", "content": w["upstream_sha256"]}]}],
+                        "patches": w["patches"].as_array().into_iter().flatten().map(|p| json!({
+                            "type": "unofficial",
+                            "diff": {"url": format!("patches/wheels/{}", p["name"].as_str().unwrap_or(""))},
+                        })).collect::<Vec<_>>(),
+                        "notes": format!("removed: {}", w["removed"].as_array().into_iter().flatten()
+                            .filter_map(|r| r.as_str()).collect::<Vec<_>>().join(", ")),
+                    },
+                })
+            }),
+        )
         .collect();
     // Deterministic serial number: same inputs, same SBOM.
     let digest = sha256_bytes(
@@ -91,6 +114,25 @@ mod tests {
             "patches/3.13.5/0001-x.patch"
         );
         assert_eq!(s, cyclonedx(&m), "deterministic");
+    }
+
+    #[test]
+    fn sbom_lists_rebuilt_wheels_with_their_ancestor_and_patches() {
+        let m = json!({"python_version": "2.7.18", "target_triple": "t", "inputs": [],
+            "bundled_wheels": [{"name": "pip", "version": "19.2.3", "path": "Lib/x.whl", "sha256": "new",
+                "upstream_sha256": "old", "patches": [{"name": "pip-19.2.3/0001-a.patch", "sha256": "ab"}],
+                "removed": ["pip/_vendor/certifi/cacert.pem"]}]});
+        let c = &cyclonedx(&m)["components"][0];
+        assert_eq!(c["hashes"][0]["content"], "new");
+        assert_eq!(c["pedigree"]["ancestors"][0]["hashes"][0]["content"], "old");
+        assert_eq!(
+            c["pedigree"]["patches"][0]["diff"]["url"],
+            "patches/wheels/pip-19.2.3/0001-a.patch"
+        );
+        assert!(c["pedigree"]["notes"]
+            .as_str()
+            .unwrap()
+            .contains("cacert.pem"));
     }
 
     #[test]

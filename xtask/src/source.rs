@@ -2,20 +2,23 @@
 //! cache, keyed by the tarball's digest and the patches' contents. The tree
 //! is assembled in a temporary directory and renamed into place only when
 //! every patch applied, so a failed patch never leaves a half-patched tree.
+//! Bundled wheels (ensurepip's pip) are rebuilt in the same temporary tree.
 
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 
 use crate::fetch;
-use crate::recipes::Source;
+use crate::recipes::{BundledWheel, Source};
 use crate::util::{commit_dir, is_complete, mark_complete, sha256_file, Cache, KeyBuilder};
-use crate::{extract, patch};
+use crate::{extract, patch, wheels};
 
 pub struct Tree {
     pub path: PathBuf,
     pub key: String,
     /// (patch file name, sha256) in the order applied.
     pub patches: Vec<(String, String)>,
+    /// The bundled wheels rebuilt in this tree.
+    pub wheels: Vec<wheels::Rebuilt>,
     pub fetched_from: fetch::Origin,
     pub cache_hit: bool,
 }
@@ -24,6 +27,7 @@ pub fn prepare(
     cache: &Cache,
     src: &Source,
     patches: &[PathBuf],
+    bundled_wheels: &[BundledWheel],
     mirrors: &[String],
     name: &str,
 ) -> Result<Tree> {
@@ -36,6 +40,7 @@ pub fn prepare(
         key.add("patch", &digest);
         applied.push((p.file_name().unwrap().to_string_lossy().to_string(), digest));
     }
+    wheels::add_to_key(&mut key, bundled_wheels)?;
     let key = key.finish();
     let dest = cache.dir("src")?.join(format!("{name}-{key}"));
     let cache_hit = is_complete(&dest);
@@ -44,10 +49,13 @@ pub fn prepare(
         let tree = tmp.path().join("tree");
         extract::extract(&fetched.path, &tree)?;
         patch::apply_series(&tree, patches).with_context(|| format!("patching {name}"))?;
+        wheels::rebuild_all(&tree, bundled_wheels).with_context(|| format!("patching {name}"))?;
         mark_complete(&tree)?;
         commit_dir(&tree, &dest)?;
     }
+    let wheels = wheels::describe(&dest, bundled_wheels)?;
     Ok(Tree {
+        wheels,
         path: dest,
         key,
         patches: applied,

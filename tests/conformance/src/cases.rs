@@ -78,10 +78,8 @@ pub enum How {
     },
     /// Derived from the ClientHello inspector.
     Hello(HelloCheck),
-    /// pip from ensurepip against the local HTTPS index (wrong_host: index cert for other.test).
-    Pip {
-        wrong_host: bool,
-    },
+    /// pip from ensurepip against the local HTTPS index, trust given one way (pip.rs).
+    Pip(crate::pip::PipCase),
     NotServable(String),
 }
 
@@ -105,6 +103,8 @@ pub struct Materials {
     /// Chains for the pip index servers.
     pub index_chain: Chain,
     pub index_wrong_chain: Chain,
+    /// localhost, but chaining to a root nobody trusts.
+    pub index_untrusted_chain: Chain,
     /// Bundle and Fedora crypto-policies files for the trust-* layouts.
     pub layout_files: crate::trust::LayoutFiles,
 }
@@ -822,12 +822,13 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
             probe: no_cafile(Group::CertFile),
         },
     );
+    use crate::pip::PipCase;
     add(
         "53",
-        "pip (from ensurepip) installs from a local HTTPS index",
+        "pip (from ensurepip) installs from a local HTTPS index, trust only from SSL_CERT_FILE",
         Accept,
         CAT,
-        How::Pip { wrong_host: false },
+        How::Pip(PipCase::CertFile),
     );
 
     // ---- implied by the contract ------------------------------------------------------------
@@ -856,8 +857,35 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
         "pip: index certificate for another host",
         Refuse,
         CON,
-        How::Pip { wrong_host: true },
+        How::Pip(PipCase::WrongHost),
     );
+    add(
+        "53c",
+        "pip --cert with the index CA (no other trust) installs",
+        Accept,
+        CON,
+        How::Pip(PipCase::CertFlag),
+    );
+    add(
+        "53d",
+        "pip: index chain to an untrusted root",
+        Refuse,
+        CON,
+        How::Pip(PipCase::UntrustedCa),
+    );
+    // pip with trust only from a distribution's platform bundle (the trust-* namespaces).
+    for l in PipCase::LAYOUTS {
+        add(
+            &format!("pip-{}", l.id()),
+            &format!(
+                "pip installs, trust only from the platform store: {}",
+                l.title().trim_start_matches("default trust, ")
+            ),
+            Accept,
+            CON,
+            How::Pip(PipCase::Layout(*l)),
+        );
+    }
     // Distribution trust layouts, each in its own mount namespace (trust.rs); trust-empty is the
     // control that proves the group can fail.
     for l in crate::trust::Layout::ALL {
@@ -1277,6 +1305,10 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
     );
 
     let index_wrong_chain = other_chain;
+    let untrusted_web = f.issue(
+        &Spec::leaf("localhost").sans(vec![dns("localhost"), ip("127.0.0.1")]),
+        Some(&inter2),
+    )?;
     Ok((
         Materials {
             root_pem,
@@ -1286,6 +1318,7 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
             trust_dir,
             index_chain: chain(&web),
             index_wrong_chain,
+            index_untrusted_chain: chain_of(&untrusted_web, &[&inter2, &root2]),
             layout_files,
         },
         cases,

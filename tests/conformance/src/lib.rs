@@ -168,7 +168,7 @@ struct Env<'a> {
     probe: &'a Path,
     work: &'a Path,
     ports: &'a HashMap<String, Result<u16, String>>,
-    pip_ports: (Option<u16>, Option<u16>),
+    pip_ports: pip::IndexPorts,
     sem: &'a proc::Semaphore,
     /// pip runs are heavier and longer: they have their own limit.
     pip_sem: &'a proc::Semaphore,
@@ -562,26 +562,21 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
         let pip_handle = (!pip_cases.is_empty()).then(|| {
             let work = work.join("pip");
             let python = interp.python.clone();
-            let ca = env.mat.root_pem.clone();
-            let (good_port, wrong_port) = env.pip_ports;
             let meta = meta.clone();
+            let cases: Vec<(String, pip::PipCase)> = pip_cases
+                .iter()
+                .filter_map(|c| match c.how {
+                    How::Pip(p) => Some((c.id.clone(), p)),
+                    _ => None,
+                })
+                .collect();
             s.spawn(move || {
                 if meta["ensurepip"].is_null() {
                     let why = format!(
                         "no ensurepip module ({})",
                         meta["ensurepip_error"].as_str().unwrap_or("?")
                     );
-                    return pip::PipResult {
-                        good: (
-                            Observed::NotServable {
-                                reason: why.clone(),
-                            },
-                            String::new(),
-                        ),
-                        wrong: (Observed::NotServable { reason: why }, String::new()),
-                        cert_file_note: "no ensurepip".into(),
-                        pip_version: "-".into(),
-                    };
+                    return pip::PipResult::all(&cases, Observed::NotServable { reason: why }, "-");
                 }
                 let _permit = env.pip_sem.acquire();
                 let t = Instant::now();
@@ -589,13 +584,15 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
                     python: &python,
                     major,
                     work: &work,
-                    ca_pem: &ca,
-                    good_port,
-                    wrong_port,
+                    ca_pem: &env.mat.root_pem,
+                    ports: env.pip_ports,
+                    cases: &cases,
+                    meta: &meta,
+                    layout_files: &env.mat.layout_files,
+                    private: &env.private,
                     timeout: PIP_TIMEOUT,
                 });
-                r.cert_file_note =
-                    format!("{} ({:.1} s)", r.cert_file_note, t.elapsed().as_secs_f64());
+                r.summary = format!("{} ({:.1} s)", r.summary, t.elapsed().as_secs_f64());
                 r
             })
         });
@@ -619,9 +616,12 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
                 )),
                 Group::Layout(layout) => Some(trust::layout_command(
                     *layout,
-                    &interp.python,
-                    env.probe,
-                    &file,
+                    &[
+                        interp.python.as_os_str(),
+                        env.probe.as_os_str(),
+                        file.as_os_str(),
+                        "1".as_ref(),
+                    ],
                     &meta,
                     &env.mat.layout_files,
                     &work,
@@ -766,15 +766,8 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
                 let (o, d) = hello_check(*check, &host_hello, &ip_hello);
                 (o, d, 0)
             }
-            How::Pip { wrong_host } => match &pip_result {
-                Some(r) => {
-                    let (o, d) = if *wrong_host {
-                        r.wrong.clone()
-                    } else {
-                        r.good.clone()
-                    };
-                    (o, d, 0)
-                }
+            How::Pip(_) => match pip_result.as_ref().and_then(|r| r.outcomes.get(&c.id)) {
+                Some((o, d)) => (o.clone(), d.clone(), 0),
                 None => (
                     Observed::Error {
                         message: "pip not run".into(),
@@ -811,12 +804,7 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
         );
     }
     if let Some(r) = &pip_result {
-        rep.pip_note = format!(
-            "{}; --cert works: {}; {}",
-            r.pip_version,
-            matches!(r.good.0, Observed::Accept { .. }),
-            r.cert_file_note
-        );
+        rep.pip_note = format!("{}; {}", r.pip_version, r.summary);
     }
     for (g, n) in &group_notes {
         rep.notes.push(format!("{}: {}", g, n));
@@ -907,24 +895,32 @@ pub fn run(cfg: &Config) -> Result<Report> {
             }
         }
     }
-    let mut pip_ports = (None, None);
-    if cases.iter().any(|c| matches!(c.how, How::Pip { .. })) {
+    let mut pip_ports = pip::IndexPorts::default();
+    if cases.iter().any(|c| matches!(c.how, How::Pip(_))) {
         let site = pip::index_site()?;
-        let good = server::start_tls(server::TlsSpec {
-            app: server::App::Http(site.clone()),
-            ..server::TlsSpec::new(mat.index_chain.clone())
-        })?;
-        let wrong = server::start_tls(server::TlsSpec {
-            app: server::App::Http(site),
-            ..server::TlsSpec::new(mat.index_wrong_chain.clone())
-        })?;
-        pip_ports = (Some(good.port), Some(wrong.port));
-        listeners.push(good);
-        listeners.push(wrong);
+        let serve = |chain: &server::Chain| {
+            server::start_tls(server::TlsSpec {
+                app: server::App::Http(site.clone()),
+                ..server::TlsSpec::new(chain.clone())
+            })
+        };
+        let good = serve(&mat.index_chain)?;
+        let wrong = serve(&mat.index_wrong_chain)?;
+        let untrusted = serve(&mat.index_untrusted_chain)?;
+        pip_ports = pip::IndexPorts {
+            good: Some(good.port),
+            wrong_host: Some(wrong.port),
+            untrusted: Some(untrusted.port),
+        };
+        listeners.extend([good, wrong, untrusted]);
     }
 
     // The macOS layouts mount over /private, which Linux lacks: made for the run (trust.rs).
-    let needs_private = cases.iter().any(|c| matches!(&c.how, How::Tls { probe, .. } if matches!(probe.group, Group::Layout(l) if l.needs_private())));
+    let needs_private = cases.iter().any(|c| match &c.how {
+        How::Tls { probe, .. } => matches!(probe.group, Group::Layout(l) if l.needs_private()),
+        How::Pip(pip::PipCase::Layout(l)) => l.needs_private(),
+        _ => false,
+    });
     let private_guard = if needs_private {
         Some(trust::PrivateDir::acquire())
     } else {

@@ -1,4 +1,7 @@
-//! Case 53: pip (bootstrapped with ensurepip) installs a package from a local HTTPS index.
+//! Cases 53*: pip (bootstrapped with ensurepip) installs a package from a local HTTPS index, in
+//! a neutral environment (`env -i`, PIP_CONFIG_FILE=/dev/null), with trust given one way per
+//! case: SSL_CERT_FILE only, `--cert` only, or only a distribution's platform bundle (the trust-*
+//! namespace layouts); and refuses a wrongly named index and one signed by an untrusted CA.
 //!
 //! The harness builds a tiny pure-Python wheel, serves a PEP 503 simple index for it, and per
 //! interpreter: bootstraps pip into a throw-away place (a venv on 3.x; `ensurepip --user` with a
@@ -14,9 +17,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::proc::{probe_env, run_cmd};
+use crate::proc::{neutral_env, run_cmd};
 use crate::report::Observed;
 use crate::server::Site;
+use crate::trust::{self, Layout, LayoutFiles};
 
 pub const PKG_NAME: &str = "tlsforge-probe-pkg";
 pub const PKG_MODULE: &str = "tlsforge_probe_pkg";
@@ -111,12 +115,70 @@ pub fn index_site() -> Result<Arc<Site>> {
     Ok(Arc::new(Site { pages }))
 }
 
+/// How one pip case gives pip its trust, and which index it dials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipCase {
+    /// Only SSL_CERT_FILE names the test root.
+    CertFile,
+    /// Only `--cert` names it.
+    CertFlag,
+    /// Only the distribution's platform bundle holds it (trust-* namespace).
+    Layout(Layout),
+    /// SSL_CERT_FILE trust, index certificate for another host: must refuse.
+    WrongHost,
+    /// SSL_CERT_FILE trust, index chain to a CA nobody trusts: must refuse.
+    UntrustedCa,
+}
+
+impl PipCase {
+    /// The distribution layouts pip must work in.
+    pub const LAYOUTS: &'static [Layout] =
+        &[Layout::Debian, Layout::Rhel, Layout::Suse, Layout::Alpine];
+
+    fn index(&self) -> Index {
+        match self {
+            PipCase::WrongHost => Index::WrongHost,
+            PipCase::UntrustedCa => Index::Untrusted,
+            _ => Index::Good,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Index {
+    Good,
+    WrongHost,
+    Untrusted,
+}
+
+/// Ports of the three index servers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IndexPorts {
+    pub good: Option<u16>,
+    pub wrong_host: Option<u16>,
+    pub untrusted: Option<u16>,
+}
+
 pub struct PipResult {
-    pub good: (Observed, String),
-    pub wrong: (Observed, String),
-    /// What happened when only SSL_CERT_FILE (no --cert) pointed at the test CA.
-    pub cert_file_note: String,
+    /// case id -> (what pip did, detail)
+    pub outcomes: HashMap<String, (Observed, String)>,
     pub pip_version: String,
+    /// "SSL_CERT_FILE alone works; platform store works (debian, rhel, suse, alpine); ..."
+    pub summary: String,
+}
+
+impl PipResult {
+    /// Every case answered with the same observation (pip could not be bootstrapped).
+    pub fn all(cases: &[(String, PipCase)], observed: Observed, pip_version: &str) -> PipResult {
+        PipResult {
+            outcomes: cases
+                .iter()
+                .map(|(id, _)| (id.clone(), (observed.clone(), String::new())))
+                .collect(),
+            pip_version: pip_version.into(),
+            summary: String::new(),
+        }
+    }
 }
 
 fn tail(s: &str, n: usize) -> String {
@@ -152,14 +214,13 @@ type Bootstrapped = (PathBuf, Vec<(String, String)>, String);
 fn bootstrap(python: &Path, major: u32, work: &Path, deadline: Instant) -> Result<Bootstrapped> {
     let home = work.join("home");
     std::fs::create_dir_all(&home)?;
-    let mut env = vec![("HOME".to_string(), home.display().to_string())];
+    let mut env = vec![];
     let left = || deadline.saturating_duration_since(Instant::now());
     if major >= 3 {
         let venv = work.join("venv");
         let mut c = Command::new(python);
         c.args(["-m", "venv"]).arg(&venv);
-        probe_env(&mut c);
-        c.envs(env.iter().cloned());
+        neutral_env(&mut c, &home);
         let o = run_cmd(&mut c, left().min(Duration::from_secs(60)))?;
         let vpy = venv.join("bin/python");
         if o.success() && vpy.exists() {
@@ -175,7 +236,7 @@ fn bootstrap(python: &Path, major: u32, work: &Path, deadline: Instant) -> Resul
     env.push(("PYTHONUSERBASE".into(), userbase.display().to_string()));
     let mut c = Command::new(python);
     c.args(["-m", "ensurepip", "--user"]);
-    probe_env(&mut c);
+    neutral_env(&mut c, &home);
     c.envs(env.iter().cloned());
     let o = run_cmd(&mut c, left().min(Duration::from_secs(60)))?;
     if !o.success() {
@@ -196,33 +257,26 @@ pub struct PipJob<'a> {
     pub major: u32,
     pub work: &'a Path,
     pub ca_pem: &'a Path,
-    pub good_port: Option<u16>,
-    pub wrong_port: Option<u16>,
+    pub ports: IndexPorts,
+    /// (case id, case) to run.
+    pub cases: &'a [(String, PipCase)],
+    /// For the layout cases: the interpreter's meta, the layout files, /private's state.
+    pub meta: &'a serde_json::Value,
+    pub layout_files: &'a LayoutFiles,
+    pub private: &'a Result<(), String>,
     pub timeout: Duration,
 }
 
 pub fn run(job: &PipJob) -> PipResult {
     match run_inner(job) {
         Ok(r) => r,
-        Err(e) => {
-            let msg = format!("{:#}", e);
-            PipResult {
-                good: (
-                    Observed::Error {
-                        message: msg.clone(),
-                    },
-                    String::new(),
-                ),
-                wrong: (
-                    Observed::Error {
-                        message: msg.clone(),
-                    },
-                    String::new(),
-                ),
-                cert_file_note: "not run".into(),
-                pip_version: "?".into(),
-            }
-        }
+        Err(e) => PipResult::all(
+            job.cases,
+            Observed::Error {
+                message: format!("{:#}", e),
+            },
+            "?",
+        ),
     }
 }
 
@@ -230,39 +284,78 @@ fn run_inner(job: &PipJob) -> Result<PipResult> {
     let deadline = Instant::now() + job.timeout;
     let left = || deadline.saturating_duration_since(Instant::now());
     std::fs::create_dir_all(job.work)?;
+    let home = job.work.join("home");
     let (py, env, how) =
         bootstrap(job.python, job.major, job.work, deadline).context("bootstrapping pip")?;
 
     let mut c = Command::new(&py);
     c.args(["-m", "pip", "--version"]);
-    probe_env(&mut c);
+    neutral_env(&mut c, &home);
     c.envs(env.iter().cloned());
     let v = run_cmd(&mut c, left().min(Duration::from_secs(30)))?;
     let pip_version = v.stdout.trim().to_string();
     if !v.success() {
         anyhow::bail!("pip --version failed after {}: {}", how, tail(&v.stderr, 3));
     }
+    let short_version = pip_version
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
 
-    let install = |port: u16, target: &str, use_cert_flag: bool| -> Result<(bool, String)> {
-        let mut c = Command::new(&py);
-        c.args([
+    // One pip install in a neutral environment; Ok((installed and importable, detail)).
+    let install = |case: PipCase, target: &str| -> Result<(bool, String)> {
+        let port = match case.index() {
+            Index::Good => job.ports.good,
+            Index::WrongHost => job.ports.wrong_host,
+            Index::Untrusted => job.ports.untrusted,
+        }
+        .context("index server not running")?;
+        let target = job.work.join(target);
+        let mut argv: Vec<std::ffi::OsString> = vec![py.clone().into()];
+        for a in [
             "-m",
             "pip",
             "install",
             "--isolated",
             "--no-cache-dir",
             "--disable-pip-version-check",
-        ]);
-        c.args(["--no-input", "--retries", "0", "--timeout", "15"]);
-        c.arg("--index-url")
-            .arg(format!("https://localhost:{}/simple/", port));
-        if use_cert_flag {
-            c.arg("--cert").arg(job.ca_pem);
+            "--no-input",
+            "--retries",
+            "0",
+            "--timeout",
+            "15",
+            "--index-url",
+        ] {
+            argv.push(a.into());
         }
-        c.arg("--target").arg(job.work.join(target)).arg(PKG_NAME);
-        probe_env(&mut c);
+        argv.push(format!("https://localhost:{}/simple/", port).into());
+        if case == PipCase::CertFlag {
+            argv.push("--cert".into());
+            argv.push(job.ca_pem.into());
+        }
+        argv.push("--target".into());
+        argv.push(target.clone().into());
+        argv.push(PKG_NAME.into());
+        let mut c = match case {
+            PipCase::Layout(l) => {
+                let refs: Vec<&std::ffi::OsStr> = argv.iter().map(|a| a.as_os_str()).collect();
+                trust::layout_command(l, &refs, job.meta, job.layout_files, job.work, job.private)
+                    .map_err(|e| anyhow::anyhow!("{} namespace: {}", l.id(), e))?
+                    .0
+            }
+            _ => {
+                let mut c = Command::new(&argv[0]);
+                c.args(&argv[1..]);
+                c
+            }
+        };
+        neutral_env(&mut c, &home);
         c.envs(env.iter().cloned());
-        if !use_cert_flag {
+        if matches!(
+            case,
+            PipCase::CertFile | PipCase::WrongHost | PipCase::UntrustedCa
+        ) {
             c.env("SSL_CERT_FILE", job.ca_pem);
         }
         let o = run_cmd(&mut c, left().min(Duration::from_secs(45)))?;
@@ -277,10 +370,10 @@ fn run_inner(job: &PipJob) -> Result<PipResult> {
         let mut c = Command::new(&py);
         c.arg("-c").arg(format!(
             "import sys; sys.path.insert(0, {:?}); import {} as m; print(m.VALUE)",
-            job.work.join(target).display().to_string(),
+            target.display().to_string(),
             PKG_MODULE
         ));
-        probe_env(&mut c);
+        neutral_env(&mut c, &home);
         c.envs(env.iter().cloned());
         let imp = run_cmd(&mut c, left().min(Duration::from_secs(20)))?;
         if imp.stdout.trim() == PKG_VALUE {
@@ -296,81 +389,74 @@ fn run_inner(job: &PipJob) -> Result<PipResult> {
         }
     };
 
-    let good = match job.good_port {
-        None => (
-            Observed::NotServable {
-                reason: "index server not running".into(),
-            },
-            String::new(),
-        ),
-        Some(p) => {
-            let (ok, detail) = install(p, "target-good", true)?;
-            let obs = if ok {
-                Observed::Accept {
-                    version: None,
-                    cipher: None,
-                    alpn: None,
-                }
-            } else if tls_failure(&detail) {
-                Observed::Refuse {
-                    class: "pip".into(),
-                    message: detail.clone(),
-                }
-            } else {
+    let mut outcomes = HashMap::new();
+    let mut works: Vec<String> = Vec::new();
+    let mut fails: Vec<String> = Vec::new();
+    let mut layouts_ok: Vec<&str> = Vec::new();
+    for (n, (id, case)) in job.cases.iter().enumerate() {
+        let (trust, what) = match case {
+            PipCase::CertFile => ("SSL_CERT_FILE", "SSL_CERT_FILE alone"),
+            PipCase::CertFlag => ("--cert", "--cert"),
+            PipCase::Layout(l) => (l.id(), "platform store"),
+            PipCase::WrongHost => ("SSL_CERT_FILE; index certificate for other.test", ""),
+            PipCase::UntrustedCa => ("SSL_CERT_FILE; index chain to an untrusted root", ""),
+        };
+        let entry = match install(*case, &format!("target-{}", n)) {
+            Err(e) => (
                 Observed::Error {
-                    message: detail.clone(),
-                }
-            };
-            (
-                obs,
-                format!("{}; pip {}; --cert CA; {}", how, pip_version, detail),
-            )
-        }
-    };
-    let wrong = match job.wrong_port {
-        None => (
-            Observed::NotServable {
-                reason: "index server not running".into(),
-            },
-            String::new(),
-        ),
-        Some(p) => {
-            let (ok, detail) = install(p, "target-wrong", true)?;
-            let obs = if ok {
-                Observed::Accept {
-                    version: None,
-                    cipher: None,
-                    alpn: None,
-                }
-            } else if tls_failure(&detail) {
-                Observed::Refuse {
-                    class: "pip".into(),
-                    message: detail.clone(),
-                }
-            } else {
-                Observed::Error {
-                    message: format!("pip failed, but not with a TLS error: {}", detail),
-                }
-            };
-            (obs, format!("index certificate for other.test; {}", detail))
-        }
-    };
-    let cert_file_note = match job.good_port {
-        Some(p) if left() > Duration::from_secs(5) => match install(p, "target-env", false) {
-            Ok((true, _)) => "SSL_CERT_FILE alone works".to_string(),
-            Ok((false, d)) => format!(
-                "SSL_CERT_FILE alone does not work ({})",
-                d.chars().take(160).collect::<String>()
+                    message: format!("{:#}", e),
+                },
+                String::new(),
             ),
-            Err(e) => format!("SSL_CERT_FILE run failed: {:#}", e),
-        },
-        _ => "not run (time)".into(),
-    };
+            Ok((ok, detail)) => {
+                if !what.is_empty() {
+                    match (ok, case) {
+                        (true, PipCase::Layout(l)) => {
+                            layouts_ok.push(l.id().trim_start_matches("trust-"))
+                        }
+                        (true, _) => works.push(format!("{} works", what)),
+                        (false, PipCase::Layout(l)) => {
+                            fails.push(format!("{} does not work", l.id()))
+                        }
+                        (false, _) => fails.push(format!("{} does not work", what)),
+                    }
+                }
+                let obs = if ok {
+                    Observed::Accept {
+                        version: None,
+                        cipher: None,
+                        alpn: None,
+                    }
+                } else if tls_failure(&detail) {
+                    Observed::Refuse {
+                        class: "pip".into(),
+                        message: detail.clone(),
+                    }
+                } else {
+                    Observed::Error {
+                        message: format!("pip failed, but not with a TLS error: {}", detail),
+                    }
+                };
+                (
+                    obs,
+                    format!("{}; {}; trust: {}; {}", how, short_version, trust, detail),
+                )
+            }
+        };
+        outcomes.insert(id.clone(), entry);
+    }
+    if !layouts_ok.is_empty() {
+        works.push(format!("platform store works ({})", layouts_ok.join(", ")));
+    }
+    let summary = works
+        .into_iter()
+        .chain(fails)
+        .collect::<Vec<_>>()
+        .join("; ");
     Ok(PipResult {
-        good,
-        wrong,
-        cert_file_note,
-        pip_version,
+        outcomes,
+        pip_version: short_version,
+        summary,
     })
 }
 

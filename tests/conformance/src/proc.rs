@@ -120,6 +120,19 @@ pub fn probe_env(cmd: &mut Command) {
     cmd.env("PIP_CONFIG_FILE", "/dev/null");
 }
 
+/// `env -i` plus only what a shell needs: what a user's pip sees on a clean machine. Trust can
+/// then come only from the platform store or what the caller adds (SSL_CERT_FILE, --cert).
+pub fn neutral_env(cmd: &mut Command, home: &std::path::Path) {
+    cmd.env_clear();
+    cmd.env(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    );
+    cmd.env("HOME", home);
+    cmd.env("PIP_CONFIG_FILE", "/dev/null");
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1");
+}
+
 pub struct Semaphore {
     n: Mutex<usize>,
     cv: Condvar,

@@ -339,14 +339,11 @@ fn layout_capability() -> Result<Vec<String>, String> {
     .clone()
 }
 
-/// The command that runs `probe.py cases.json` (one case) inside `layout`'s namespace.
-/// `private`: Err(reason) if /private could not be made on the host.
-#[allow(clippy::too_many_arguments)] // one per part of the namespace layout
+/// The command that runs `argv` (e.g. `python probe.py cases.json 1`, or pip) inside
+/// `layout`'s namespace. `private`: Err(reason) if /private could not be made on the host.
 pub fn layout_command(
     layout: Layout,
-    python: &Path,
-    probe: &Path,
-    cases: &Path,
+    argv: &[&std::ffi::OsStr],
     meta: &Value,
     files: &LayoutFiles,
     work: &Path,
@@ -366,14 +363,13 @@ pub fn layout_command(
         .arg("sh")
         .arg("-c")
         .arg(s)
-        .arg(python)
-        .arg(probe)
-        .arg(cases);
+        .arg("sh")
+        .args(argv);
     Ok((cmd, notes))
 }
 
 /// The namespace set-up for `layout` (run by `sh -c` as root in a new mount namespace; ends by
-/// exec'ing `$0 $1 $2 1` = python probe.py cases.json) and notes on what else was masked.
+/// exec'ing its arguments) and notes on what else was masked.
 /// `w` is an empty scratch directory for the overlay's upper layer.
 fn layout_script(layout: Layout, meta: &Value, files: &LayoutFiles, w: &Path) -> (String, String) {
     let w = w.to_path_buf();
@@ -440,7 +436,7 @@ fn layout_script(layout: Layout, meta: &Value, files: &LayoutFiles, w: &Path) ->
             q(Path::new(c))
         ));
     }
-    s.push_str("exec \"$0\" \"$1\" \"$2\" 1\n");
+    s.push_str("exec \"$@\"\n");
     (s, notes.join("; "))
 }
 
@@ -570,7 +566,7 @@ mod tests {
                 Layout::Empty => &[],
             };
             assert_eq!(copies, want, "{}", s);
-            assert!(s.ends_with("exec \"$0\" \"$1\" \"$2\" 1\n"));
+            assert!(s.ends_with("exec \"$@\"\n"));
         }
         assert!(script(Layout::Macos, &meta).contains("ln -s /private/etc/ssl '/W'/u/ssl\n"));
         assert!(

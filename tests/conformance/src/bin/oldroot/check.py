@@ -142,21 +142,6 @@ def evidence(out):
     return tail(out)
 
 
-def tls_refusal(text):
-    t = text.lower()
-    return "certificate verify failed" in t or ("ssl" in t and "certificate" in t)
-
-
-def vendors_its_trust(version):
-    """pip before 24.2 verifies with its vendored certifi bundle only (from
-    24.2 it uses the interpreter's default verify paths, via truststore)."""
-    try:
-        major, minor = [int(x) for x in version.split()[1].split(".")[:2]]
-    except (IndexError, ValueError):
-        return False
-    return (major, minor) < (24, 2)
-
-
 def pip(cfg):
     work = cfg["work"]
     env = {"PATH": "/usr/bin:/bin", "HOME": os.path.join(work, "home"),
@@ -165,17 +150,7 @@ def pip(cfg):
     ok, version = run([py, "-m", "pip", "--version"], env)
     version = " ".join(version.split()[:2])
     ok, detail = pip_install(cfg, py, env, os.path.join(work, "target"), [])
-    if ok or not vendors_its_trust(version) or not tls_refusal(detail):
-        return ok, "%s (%s), platform bundle only: %s" % (version, how, detail)
-    # The pips bundled with 2.7 (19.2.3), 3.9 (20.2.3) and 3.11 (22.3.1)
-    # verify with their vendored certifi: issue [7]. They never read the
-    # platform bundle, so only for them it is named with --cert.
-    first = detail
-    ok, detail = pip_install(cfg, py, env, os.path.join(work, "target-cert"),
-                             ["--cert", PLATFORM_BUNDLE])
-    return ok, ("%s (%s): platform bundle alone refused (this pip uses its vendored "
-                "certifi: issue [7]: %s); with --cert %s: %s") % (
-        version, how, first, PLATFORM_BUNDLE, detail)
+    return ok, "%s (%s), platform bundle only: %s" % (version, how, detail)
 
 
 CHECKS = [("imports", imports), ("tls13", tls13), ("wrong-host", wrong_host), ("pip", pip)]
