@@ -472,13 +472,48 @@ pub fn smoke_test(
     let tmp = tempfile::tempdir()?;
     let moved = tmp.path().join("elsewhere");
     crate::util::copy_tree(root, &moved)?;
-    check_interpreter(
+    let mut report = check_interpreter(
         &python_exe(&moved, python2),
         python2,
         run_under,
         required,
         Some(&moved),
-    )
+    )?;
+    // (An emulator is the running executable there; only native runs can show it.)
+    if run_under.is_empty() {
+        check_bare_argv0(&python_exe(&moved, python2), &moved, tmp.path())?;
+        report["bare_argv0_finds_home"] = serde_json::Value::Bool(true);
+    }
+    Ok(report)
+}
+
+/// Starts `exe` as `exec -a nothere` would (an argv[0] that is no path and on
+/// no PATH), from `cwd`, which is not its own directory, with an empty
+/// environment: its `sys.prefix` must still be `home` (it asks the kernel,
+/// patches `*-find-home-from-proc-self-exe-under-any-argv0.patch`).
+pub fn check_bare_argv0(exe: &Path, home: &Path, cwd: &Path) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let out = Command::new(exe)
+        .arg0("nothere")
+        .args(["-c", "import sys; print(sys.prefix)"])
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .with_context(|| format!("running {}", exe.display()))?;
+    let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let want = std::fs::canonicalize(home)?;
+    if !out.status.success() || std::fs::canonicalize(&got).ok().as_deref() != Some(want.as_path()) {
+        bail!(
+            "{} started as `exec -a nothere` from {} does not find its home {}: sys.prefix {:?}, {}",
+            exe.display(),
+            cwd.display(),
+            want.display(),
+            got,
+            String::from_utf8_lossy(&out.stderr).lines().take(3).collect::<Vec<_>>().join(" | ")
+        );
+    }
+    Ok(())
 }
 
 /// Runs `exe` (under `run_under` for a foreign target) with a clean
@@ -563,6 +598,19 @@ pub fn check_interpreter(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_argv0_check_compares_sys_prefix_with_the_home() {
+        // The system python3 is not relocated: under any argv[0] its home is /usr.
+        let exe = Path::new("/usr/bin/python3");
+        if !exe.exists() {
+            return;
+        }
+        let cwd = tempfile::tempdir().unwrap();
+        check_bare_argv0(exe, Path::new("/usr"), cwd.path()).unwrap();
+        let e = check_bare_argv0(exe, cwd.path(), cwd.path()).unwrap_err().to_string();
+        assert!(e.contains("exec -a nothere") && e.contains("sys.prefix \"/usr\""), "{e}");
+    }
 
     /// A C program that uses memcpy/printf so FORTIFY has something to check.
     const PROGRAM: &str = "#include <stdio.h>\n#include <string.h>\nint main(int c, char **v) { char b[16]; strcpy(b, v[0]); printf(\"%s\\n\", b); return 0; }\n";
