@@ -503,7 +503,8 @@ pub fn check_bare_argv0(exe: &Path, home: &Path, cwd: &Path) -> Result<()> {
         .with_context(|| format!("running {}", exe.display()))?;
     let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let want = std::fs::canonicalize(home)?;
-    if !out.status.success() || std::fs::canonicalize(&got).ok().as_deref() != Some(want.as_path()) {
+    if !out.status.success() || std::fs::canonicalize(&got).ok().as_deref() != Some(want.as_path())
+    {
         bail!(
             "{} started as `exec -a nothere` from {} does not find its home {}: sys.prefix {:?}, {}",
             exe.display(),
@@ -608,8 +609,13 @@ mod tests {
         }
         let cwd = tempfile::tempdir().unwrap();
         check_bare_argv0(exe, Path::new("/usr"), cwd.path()).unwrap();
-        let e = check_bare_argv0(exe, cwd.path(), cwd.path()).unwrap_err().to_string();
-        assert!(e.contains("exec -a nothere") && e.contains("sys.prefix \"/usr\""), "{e}");
+        let e = check_bare_argv0(exe, cwd.path(), cwd.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("exec -a nothere") && e.contains("sys.prefix \"/usr\""),
+            "{e}"
+        );
     }
 
     /// A C program that uses memcpy/printf so FORTIFY has something to check.
