@@ -502,7 +502,7 @@ mod tests {
 
     #[derive(Clone, Copy, PartialEq)]
     enum Trie {
-        ExportsTrie,
+        Exports,
         DyldInfoOnly,
         None,
     }
@@ -593,7 +593,7 @@ mod tests {
                 dylibs: vec![(LC_LOAD_DYLIB, "/usr/lib/libSystem.B.dylib".into())],
                 rpaths: vec![],
                 signed: true,
-                trie: Trie::ExportsTrie,
+                trie: Trie::Exports,
                 exports: vec!["__mh_execute_header".into(), "_Py_Initialize".into()],
                 symtab: vec![],
             }
@@ -640,7 +640,7 @@ mod tests {
             };
             let main_size = if self.filetype == MH_EXECUTE { 24 } else { 0 };
             let trie_size = match self.trie {
-                Trie::ExportsTrie => 16,
+                Trie::Exports => 16,
                 Trie::DyldInfoOnly => 48,
                 Trie::None => 0,
             };
@@ -759,7 +759,7 @@ mod tests {
             }
             let trie_len = trie.len() as u32;
             match self.trie {
-                Trie::ExportsTrie => {
+                Trie::Exports => {
                     for v in [LC_DYLD_EXPORTS_TRIE, 16, trie_off as u32, trie_len] {
                         le32(&mut out, v);
                     }
