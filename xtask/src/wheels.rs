@@ -79,11 +79,10 @@ pub fn describe(tree: &Path, wheels: &[BundledWheel]) -> Result<Vec<Rebuilt>> {
             let patches = crate::patch::read_series(&w.patch_dir())?
                 .iter()
                 .map(|p| {
-                    let rel = p
-                        .strip_prefix(crate::util::workspace_root().join("patches/wheels"))
-                        .unwrap_or(p);
+                    // (named as under patches/wheels/, where the series lives)
+                    let file = p.file_name().unwrap_or_default().to_string_lossy();
                     Ok(PatchRef {
-                        name: rel.display().to_string(),
+                        name: format!("{}/{file}", w.patches),
                         sha256: sha256_file(p)?,
                     })
                 })
@@ -192,17 +191,9 @@ fn rebuild(tree: &Path, w: &BundledWheel) -> Result<()> {
 
 /// A RECORD hash: urlsafe base64 of the sha256, no padding (PEP 376/427).
 fn record_digest(data: &[u8]) -> String {
+    use base64::Engine;
     use sha2::Digest;
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let d = sha2::Sha256::digest(data);
-    let mut out = String::new();
-    for chunk in d.chunks(3) {
-        let n = chunk.iter().fold(0u32, |a, b| (a << 8) | *b as u32) << (8 * (3 - chunk.len()));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(data))
 }
 
 /// `rel` under `root`, refusing absolute paths and `..` (a wheel is an archive

@@ -134,21 +134,6 @@ impl PipCase {
     /// The distribution layouts pip must work in.
     pub const LAYOUTS: &'static [Layout] =
         &[Layout::Debian, Layout::Rhel, Layout::Suse, Layout::Alpine];
-
-    fn index(&self) -> Index {
-        match self {
-            PipCase::WrongHost => Index::WrongHost,
-            PipCase::UntrustedCa => Index::Untrusted,
-            _ => Index::Good,
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Index {
-    Good,
-    WrongHost,
-    Untrusted,
 }
 
 /// Ports of the three index servers.
@@ -157,6 +142,17 @@ pub struct IndexPorts {
     pub good: Option<u16>,
     pub wrong_host: Option<u16>,
     pub untrusted: Option<u16>,
+}
+
+impl IndexPorts {
+    /// The index `case` dials.
+    fn for_case(&self, case: PipCase) -> Option<u16> {
+        match case {
+            PipCase::WrongHost => self.wrong_host,
+            PipCase::UntrustedCa => self.untrusted,
+            _ => self.good,
+        }
+    }
 }
 
 pub struct PipResult {
@@ -305,12 +301,10 @@ fn run_inner(job: &PipJob) -> Result<PipResult> {
 
     // One pip install in a neutral environment; Ok((installed and importable, detail)).
     let install = |case: PipCase, target: &str| -> Result<(bool, String)> {
-        let port = match case.index() {
-            Index::Good => job.ports.good,
-            Index::WrongHost => job.ports.wrong_host,
-            Index::Untrusted => job.ports.untrusted,
-        }
-        .context("index server not running")?;
+        let port = job
+            .ports
+            .for_case(case)
+            .context("index server not running")?;
         let target = job.work.join(target);
         let mut argv: Vec<std::ffi::OsString> = vec![py.clone().into()];
         for a in [
