@@ -89,6 +89,8 @@ pub fn fetch(cache: &Cache, src: &Source, mirrors: &[String]) -> Result<Fetched>
             Err(e) => failures.push(format!("{what}: {e:#}")),
         }
     }
+    // Leave no empty `downloads/<wrong digest>/` behind a failed fetch.
+    let _ = fs::remove_dir(dest.parent().unwrap());
     bail!(
         "could not fetch {} (sha256 {}); every provider failed:\n  - {}",
         src.file,
@@ -234,10 +236,9 @@ mod tests {
         assert!(err.contains(&actual), "{err}");
         let dir = cache_path(&cache, &src).unwrap();
         assert!(!dir.exists());
-        assert_eq!(
-            fs::read_dir(dir.parent().unwrap()).unwrap().count(),
-            0,
-            "no partial file left"
+        assert!(
+            !dir.parent().unwrap().exists(),
+            "no partial file and no empty digest directory left"
         );
     }
 

@@ -20,6 +20,7 @@ mod patch;
 mod pipeline;
 mod prereqs;
 mod recipes;
+mod regrtest;
 mod repro;
 mod reproducible;
 mod sbom;
@@ -109,7 +110,14 @@ enum Cmd {
         root_only: bool,
     },
     /// Run CPython's own test_ssl, test_hashlib, test_httplib on built interpreters.
-    StdlibTests(Select),
+    StdlibTests {
+        #[command(flatten)]
+        select: Select,
+        /// CPython's whole suite (every module, -j = --jobs), with the
+        /// version's EXPECTED-FAILURES checked here and on a stock build.
+        #[arg(long)]
+        full: bool,
+    },
     /// Build twice (usual cache, then an empty cache at another path) and
     /// compare every artifact's sha256.
     Repro {
@@ -163,7 +171,10 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Test(sel) => testing::test(&sel.options(false)),
         Cmd::Conform { select, from_deb } => testing::conform(&select.options(false), from_deb),
         Cmd::OldrootTest { select, root_only } => oldroot::run(&select.options(false), root_only),
-        Cmd::StdlibTests(sel) => testing::stdlib(&sel.options(false)),
+        Cmd::StdlibTests { select, full } => testing::stdlib(
+            &select.options(false),
+            if full { regrtest::Scope::Full } else { regrtest::Scope::Tls },
+        ),
         Cmd::CiWorkflow => {
             println!("wrote {}", workflow::write()?.display());
             Ok(())

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use crate::pipeline::{self, Artifact, Options};
 use crate::recipes::{Recipes, Toolchain};
+use crate::regrtest::{self, Scope};
 use crate::util::workspace_root;
 use crate::validate;
 
@@ -278,24 +279,40 @@ pub fn conform(opts: &Options, from_deb: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn stdlib(opts: &Options) -> Result<()> {
+pub fn stdlib(opts: &Options, scope: Scope) -> Result<()> {
     let tc = target_toolchain(opts)?;
     let tmp = tempfile::tempdir()?;
     let mut tally = Tally::default();
     for (a, exe) in unpacked(opts, &tc, tmp.path())? {
-        let t = Instant::now();
-        let (ok, detail) = stdlib_tests(&a, &exe)?;
-        tally.add(
-            format!(
-                "stdlib tests cpython {} ({:.0}s)",
-                a.version,
-                t.elapsed().as_secs_f64()
-            ),
-            ok,
-            detail,
-        );
+        stdlib_step(&a, &exe, scope, opts.jobs, &mut tally)?;
     }
     tally.finish()
+}
+
+/// One version's run of CPython's own suite, as a line of the tally.
+fn stdlib_step(
+    a: &Artifact,
+    exe: &Path,
+    scope: Scope,
+    jobs: usize,
+    tally: &mut Tally,
+) -> Result<()> {
+    let t = Instant::now();
+    let (ok, detail) = regrtest::run(a, exe, scope, jobs)?;
+    tally.add(
+        format!(
+            "{} cpython {} ({:.0}s)",
+            match scope {
+                Scope::Tls => "stdlib TLS tests",
+                Scope::Full => "stdlib full suite",
+            },
+            a.version,
+            t.elapsed().as_secs_f64()
+        ),
+        ok,
+        detail,
+    );
+    Ok(())
 }
 
 pub fn test(opts: &Options) -> Result<()> {
@@ -389,82 +406,10 @@ pub fn test(opts: &Options) -> Result<()> {
         }
     }
 
-    // 6. CPython's own TLS-related test suites, from each version's tree.
+    // 6. CPython's whole test suite, from each version's own tree.
     for (a, exe) in &interpreters {
-        let t = Instant::now();
-        let (ok, detail) = stdlib_tests(a, exe)?;
-        tally.add(
-            format!(
-                "stdlib tests cpython {} ({:.0}s)",
-                a.version,
-                t.elapsed().as_secs_f64()
-            ),
-            ok,
-            detail,
-        );
+        stdlib_step(a, exe, Scope::Full, opts.jobs, &mut tally)?;
     }
     println!("tlsforge test: {:.0}s", start.elapsed().as_secs_f64());
     tally.finish()
-}
-
-/// Runs test_ssl, test_hashlib, test_httplib and test_urllib2_localnet with the interpreter's own
-/// regrtest; tests listed in patches/<version>/SKIPS are excluded.
-pub fn stdlib_tests(a: &Artifact, exe: &Path) -> Result<(bool, String)> {
-    let skips_file = workspace_root()
-        .join("patches")
-        .join(&a.version)
-        .join("SKIPS");
-    let skips: Vec<String> = std::fs::read_to_string(&skips_file)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| l.split('#').next().unwrap().trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
-    let mut cmd = Command::new(exe);
-    // 2.7's regrtest has no package __main__ and no --ignore.
-    cmd.args([
-        "-m",
-        if a.python2 { "test.regrtest" } else { "test" },
-        "test_ssl",
-        "test_hashlib",
-        "test_httplib",
-        "test_urllib2_localnet",
-    ]);
-    if !a.python2 {
-        // The header names the platform: proves which interpreter really ran.
-        cmd.arg("--header");
-        for s in &skips {
-            cmd.args(["--ignore", s]);
-        }
-    }
-    // One log per artifact (version, OpenSSL choice, target).
-    let stem = a
-        .archive
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .trim_end_matches("-install_only.tar.gz")
-        .to_string();
-    let log = crate::util::Cache::from_env()?.log_path(&format!("stdlib-tests-{stem}"))?;
-    let out = cmd.output()?;
-    std::fs::write(
-        &log,
-        [out.stdout.as_slice(), out.stderr.as_slice()].concat(),
-    )?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let summary = text
-        .lines()
-        .rev()
-        .find(|l| l.contains("Result:") || l.contains("tests OK") || l.contains("failed"))
-        .unwrap_or("")
-        .trim()
-        .to_string();
-    Ok((
-        out.status.success(),
-        format!(
-            "{summary} ({} skips listed; log {})",
-            skips.len(),
-            log.display()
-        ),
-    ))
 }
