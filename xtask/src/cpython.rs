@@ -281,15 +281,20 @@ pub fn build(
     }
     let omitted = omitted_modules(&staged_root, &src, tc, &on_purpose)?;
     let started = std::time::Instant::now();
+    let config_for_users = crate::sysconfig::for_users(
+        &staged_root,
+        &crate::sysconfig::Rules::new(tc, &reproducible::build_dirs(&rewrites))?,
+    )?;
     make_reproducible(
         &staged_root,
         &prefix,
         &rewrites,
+        config_for_users,
         recipe.is_python2(),
         &python_for_bytecode(&staged_root, recipe, tc, build_python)?,
     )?;
     steps.push((
-        "remove build paths, fix timestamps".to_string(),
+        "config for users' compilers, remove build paths, fix timestamps".to_string(),
         started.elapsed(),
     ));
     fs::write(
@@ -401,10 +406,16 @@ fn make_reproducible(
     root: &Path,
     prefix: &str,
     rewrites: &[(String, String)],
+    also_changed: Vec<PathBuf>,
     python2: bool,
     python: &[String],
 ) -> Result<()> {
-    let changed = reproducible::scrub_text_files(root, rewrites)?;
+    let mut changed = reproducible::scrub_text_files(root, rewrites)?;
+    for p in also_changed {
+        if !changed.contains(&p) {
+            changed.push(p);
+        }
+    }
     let sources: Vec<&PathBuf> = changed
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "py"))

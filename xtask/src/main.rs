@@ -25,6 +25,7 @@ mod repro;
 mod reproducible;
 mod sbom;
 mod source;
+mod sysconfig;
 mod testing;
 mod universal;
 mod util;
@@ -173,7 +174,11 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::OldrootTest { select, root_only } => oldroot::run(&select.options(false), root_only),
         Cmd::StdlibTests { select, full } => testing::stdlib(
             &select.options(false),
-            if full { regrtest::Scope::Full } else { regrtest::Scope::Tls },
+            if full {
+                regrtest::Scope::Full
+            } else {
+                regrtest::Scope::Tls
+            },
         ),
         Cmd::CiWorkflow => {
             println!("wrote {}", workflow::write()?.display());

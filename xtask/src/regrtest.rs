@@ -155,7 +155,10 @@ fn log_stem(a: &Artifact) -> String {
 
 fn save_log(name: &str, out: &Output) -> Result<PathBuf> {
     let log = crate::util::Cache::from_env()?.log_path(name)?;
-    std::fs::write(&log, [out.stdout.as_slice(), out.stderr.as_slice()].concat())?;
+    std::fs::write(
+        &log,
+        [out.stdout.as_slice(), out.stderr.as_slice()].concat(),
+    )?;
     Ok(log)
 }
 
@@ -167,7 +170,9 @@ fn entry_fails(exe: &Path, python2: bool, e: &ListEntry, work: &Path) -> Result<
         // Globs match the whole id (`test.test_x.Class.test_y`), in 2.7 too.
         cmd.args(["-m", &format!("*{}", e.id), "-m", &format!("*{}.*", e.id)]);
     }
-    let out = cmd.output().with_context(|| format!("running {}", exe.display()))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {}", exe.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let ran_nothing = text.contains("ran no tests") || text.contains("NO TESTS RAN");
     Ok(!out.status.success() && !ran_nothing && parse_summary(&text).failed > 0)
@@ -245,7 +250,9 @@ pub fn run(a: &Artifact, exe: &Path, scope: Scope, jobs: usize) -> Result<(bool,
         Scope::Tls => "stdlib-tests",
         Scope::Full => "stdlib-full",
     };
-    let out = cmd.output().with_context(|| format!("running {}", exe.display()))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {}", exe.display()))?;
     let log = save_log(&format!("{which}-{}", log_stem(a)), &out)?;
     let counts = parse_summary(&String::from_utf8_lossy(&out.stdout));
     let mut ok = out.status.success();
@@ -265,7 +272,11 @@ pub fn run(a: &Artifact, exe: &Path, scope: Scope, jobs: usize) -> Result<(bool,
 
     // Each expected failure must fail here, and on the stock interpreter.
     if !expected.is_empty() {
-        let series = a.version.rsplit_once('.').map(|(s, _)| s).unwrap_or(&a.version);
+        let series = a
+            .version
+            .rsplit_once('.')
+            .map(|(s, _)| s)
+            .unwrap_or(&a.version);
         let stock = stock_interpreter(series);
         let mut lines = Vec::new();
         for e in &expected {
@@ -321,9 +332,26 @@ mod tests {
         assert_eq!(ok[0].module(), "test_socket");
         assert!(!ok[0].whole_module());
         let e = parse_list("test_import\n", f).unwrap_err().to_string();
-        assert!(e.contains("EXPECTED-FAILURES:1") && e.contains("no reason"), "{e}");
+        assert!(
+            e.contains("EXPECTED-FAILURES:1") && e.contains("no reason"),
+            "{e}"
+        );
         let e = parse_list("socket.X  # why\n", f).unwrap_err().to_string();
         assert!(e.contains("not a test id"), "{e}");
+    }
+
+    #[test]
+    fn committed_lists_parse_and_every_entry_has_a_reason() {
+        let mut seen = 0;
+        for dir in std::fs::read_dir(workspace_root().join("patches")).unwrap() {
+            for name in ["SKIPS", "EXPECTED-FAILURES"] {
+                let f = dir.as_ref().unwrap().path().join(name);
+                if let Ok(text) = std::fs::read_to_string(&f) {
+                    seen += parse_list(&text, &f).unwrap().len();
+                }
+            }
+        }
+        assert!(seen > 0, "no SKIPS or EXPECTED-FAILURES entries found");
     }
 
     #[test]
@@ -331,9 +359,15 @@ mod tests {
         let py27 = "356 tests OK.\n5 tests failed:\n    test_import\n34 tests skipped:\n";
         assert_eq!(
             parse_summary(py27),
-            Counts { ok: 356, failed: 5, skipped: 34, cases: None }
+            Counts {
+                ok: 356,
+                failed: 5,
+                skipped: 34,
+                cases: None
+            }
         );
-        let py313 = "== Tests result: SUCCESS ==\n\n21 tests skipped:\n    test_x\n\n470 tests OK.\n\n\
+        let py313 =
+            "== Tests result: SUCCESS ==\n\n21 tests skipped:\n    test_x\n\n470 tests OK.\n\n\
                      Total duration: 9 min\nTotal tests: run=37,654 skipped=1,895\n";
         let c = parse_summary(py313);
         assert_eq!((c.ok, c.failed, c.skipped), (470, 0, 21));

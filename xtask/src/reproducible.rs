@@ -31,6 +31,14 @@ pub fn rewrites(cache_root: &Path, work: &Path) -> Vec<(String, String)> {
     ]
 }
 
+/// Every directory of the build machine `rewrites` knows, and their aliases.
+pub fn build_dirs(rewrites: &[(String, String)]) -> Vec<String> {
+    rewrites
+        .iter()
+        .flat_map(|(from, to)| [from.clone(), to.clone()])
+        .collect()
+}
+
 /// `-ffile-prefix-map` flags for `rewrites`. gcc tries the option given last
 /// first, so the most specific mapping goes last.
 pub fn prefix_map_flags(rewrites: &[(String, String)]) -> String {

@@ -327,6 +327,15 @@ pub fn check_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
     if tc.fully_static {
         check_recorded_cflags(root, &mut report)?;
     }
+    // Users' extension builds read CC/LDSHARED from here.
+    let aliases = [
+        crate::reproducible::CACHE_ALIAS.to_string(),
+        crate::reproducible::BUILD_DIR_ALIAS.to_string(),
+    ];
+    report.violations.extend(crate::sysconfig::leftovers(
+        root,
+        &crate::sysconfig::Rules::new(tc, &aliases)?,
+    )?);
     if let (Some(max), Some(seen)) = (&tc.max_glibc, &report.max_glibc) {
         if version_key(seen) > version_key(max) {
             report.violations.push(format!(
