@@ -90,7 +90,7 @@ enum Cmd {
         /// Installed trees to check instead of the cached builds.
         paths: Vec<PathBuf>,
     },
-    /// Unit tests, then build the default set and run the TLS suites on it.
+    /// Unit tests, then build the default set and run the TLS suites and CPython's whole test suite on it.
     Test(Select),
     /// Run the TLS conformance suite (real handshakes) on built interpreters.
     Conform {
@@ -110,7 +110,7 @@ enum Cmd {
         #[arg(long)]
         root_only: bool,
     },
-    /// Run CPython's own test_ssl, test_hashlib, test_httplib on built interpreters.
+    /// Run CPython's own TLS tests (test_ssl, test_hashlib, test_httplib, test_urllib2_localnet) on built interpreters; --full: the whole suite.
     StdlibTests {
         #[command(flatten)]
         select: Select,

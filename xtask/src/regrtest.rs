@@ -108,7 +108,8 @@ pub fn parse_summary(out: &str) -> Counts {
     let mut c = Counts::default();
     for line in out.lines() {
         let line = line.trim();
-        let mut words = line.split_whitespace();
+        // ("All 356 tests OK." when nothing failed or was skipped)
+        let mut words = line.trim_start_matches("All ").split_whitespace();
         let (Some(n), Some(unit), Some(what)) = (words.next(), words.next(), words.next()) else {
             continue;
         };
@@ -118,10 +119,11 @@ pub fn parse_summary(out: &str) -> Counts {
             }
             continue;
         };
-        match what.trim_end_matches([':', '.']) {
-            "OK" => c.ok = n,
-            "failed" => c.failed = n,
-            "skipped" => c.skipped = n,
+        // (not "10 tests skipped (resource denied):", already counted)
+        match what {
+            "OK." => c.ok = n,
+            "failed:" => c.failed = n,
+            "skipped:" => c.skipped = n,
             _ => {}
         }
     }
@@ -153,13 +155,24 @@ fn log_stem(a: &Artifact) -> String {
         .to_string()
 }
 
-fn save_log(name: &str, out: &Output) -> Result<PathBuf> {
-    let log = crate::util::Cache::from_env()?.log_path(name)?;
-    std::fs::write(
-        &log,
-        [out.stdout.as_slice(), out.stderr.as_slice()].concat(),
-    )?;
-    Ok(log)
+/// Runs `cmd` with stdout and stderr going to `log` as they come (so a long
+/// run can be followed), and returns its status with stdout read back.
+fn run_logged(cmd: &mut Command, log: &Path) -> Result<Output> {
+    let file = std::fs::File::create(log)?;
+    let status = cmd.stdout(file.try_clone()?).stderr(file).status()?;
+    Ok(Output {
+        status,
+        stdout: std::fs::read(log)?,
+        stderr: Vec::new(),
+    })
+}
+
+/// Patterns for `--ignore`/`--match` naming a class or method by its id
+/// without the `test.` package: 3.x compares a dotted pattern without glob
+/// characters with the whole id, so the id is turned into globs (which 2.7's
+/// patched regrtest matches the same way).
+fn globs(id: &str) -> [String; 2] {
+    [format!("*.{id}"), format!("*.{id}.*")]
 }
 
 /// Runs one list entry alone; true when it fails (and really ran).
@@ -168,7 +181,9 @@ fn entry_fails(exe: &Path, python2: bool, e: &ListEntry, work: &Path) -> Result<
     cmd.arg(e.module());
     if !e.whole_module() {
         // Globs match the whole id (`test.test_x.Class.test_y`), in 2.7 too.
-        cmd.args(["-m", &format!("*{}", e.id), "-m", &format!("*{}.*", e.id)]);
+        for g in globs(&e.id) {
+            cmd.args(["-m", &g]);
+        }
     }
     let out = cmd
         .output()
@@ -181,9 +196,16 @@ fn entry_fails(exe: &Path, python2: bool, e: &ListEntry, work: &Path) -> Result<
 /// The stock interpreter of the same minor version on this machine, if any:
 /// pyenv's build (newest patch release), else the distribution's.
 pub fn stock_interpreter(series: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("PYENV_ROOT")
+    let pyenv = std::env::var_os("PYENV_ROOT")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pyenv")))?;
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pyenv")));
+    pyenv
+        .and_then(|root| pyenv_interpreter(&root, series))
+        .or_else(|| Some(PathBuf::from(format!("/usr/bin/python{series}"))).filter(|p| p.exists()))
+}
+
+/// pyenv's newest `<series>.N` under `root/versions` (not `3.13t`, not `3.1`).
+fn pyenv_interpreter(root: &Path, series: &str) -> Option<PathBuf> {
     let mut found: Vec<(Vec<u32>, PathBuf)> = std::fs::read_dir(root.join("versions"))
         .into_iter()
         .flatten()
@@ -198,10 +220,7 @@ pub fn stock_interpreter(series: &str) -> Option<PathBuf> {
         })
         .collect();
     found.sort();
-    found
-        .pop()
-        .map(|(_, p)| p)
-        .or_else(|| Some(PathBuf::from(format!("/usr/bin/python{series}"))).filter(|p| p.exists()))
+    found.pop().map(|(_, p)| p)
 }
 
 /// Runs the suite; returns (passed, one-paragraph summary).
@@ -219,7 +238,8 @@ pub fn run(a: &Artifact, exe: &Path, scope: Scope, jobs: usize) -> Result<(bool,
         left_out
             .iter()
             .filter(|e| !e.whole_module())
-            .map(|e| format!("{}\n", e.id))
+            .flat_map(|e| globs(&e.id))
+            .map(|g| format!("{g}\n"))
             .collect::<String>(),
     )?;
 
@@ -231,7 +251,9 @@ pub fn run(a: &Artifact, exe: &Path, scope: Scope, jobs: usize) -> Result<(bool,
             cmd.args(TLS_MODULES);
         }
         Scope::Full => {
-            cmd.arg(format!("-j{jobs}"));
+            // Many tests sleep or wait on sockets: two workers more than
+            // cores, as regrtest's own -j0.
+            cmd.arg(format!("-j{}", jobs + 2));
             if !a.python2 {
                 // A hung test fails after 20 minutes instead of hanging CI.
                 cmd.arg("--timeout=1200");
@@ -250,10 +272,13 @@ pub fn run(a: &Artifact, exe: &Path, scope: Scope, jobs: usize) -> Result<(bool,
         Scope::Tls => "stdlib-tests",
         Scope::Full => "stdlib-full",
     };
-    let out = cmd
-        .output()
-        .with_context(|| format!("running {}", exe.display()))?;
-    let log = save_log(&format!("{which}-{}", log_stem(a)), &out)?;
+    let log = crate::util::Cache::from_env()?.log_path(&format!("{which}-{}", log_stem(a)))?;
+    println!(
+        "  cpython {}: {which} running; follow it with: tail -f {}",
+        a.version,
+        log.display()
+    );
+    let out = run_logged(&mut cmd, &log).with_context(|| format!("running {}", exe.display()))?;
     let counts = parse_summary(&String::from_utf8_lossy(&out.stdout));
     let mut ok = out.status.success();
     let mut detail = format!(
@@ -355,6 +380,33 @@ mod tests {
     }
 
     #[test]
+    fn stock_interpreter_is_pyenvs_newest_of_the_series() {
+        let d = tempfile::tempdir().unwrap();
+        for v in [
+            "3.13.0",
+            "3.13.9",
+            "3.13.10",
+            "3.1.5",
+            "3.13t-dev",
+            "3.130.1",
+        ] {
+            let bin = d.path().join("versions").join(v).join("bin");
+            std::fs::create_dir_all(&bin).unwrap();
+            std::fs::write(
+                bin.join(format!("python{}", &v[..v.rfind('.').unwrap()])),
+                "",
+            )
+            .unwrap();
+            std::fs::write(bin.join("python3.13"), "").unwrap();
+        }
+        assert_eq!(
+            pyenv_interpreter(d.path(), "3.13").unwrap(),
+            d.path().join("versions/3.13.10/bin/python3.13")
+        );
+        assert!(pyenv_interpreter(d.path(), "2.7").is_none());
+    }
+
+    #[test]
     fn summaries_of_2_7_and_3_13_are_counted() {
         let py27 = "356 tests OK.\n5 tests failed:\n    test_import\n34 tests skipped:\n";
         assert_eq!(
@@ -367,11 +419,12 @@ mod tests {
             }
         );
         let py313 =
-            "== Tests result: SUCCESS ==\n\n21 tests skipped:\n    test_x\n\n470 tests OK.\n\n\
+            "== Tests result: SUCCESS ==\n\n21 tests skipped:\n    test_x\n\n10 tests skipped (resource denied):\n\n470 tests OK.\n\n\
                      Total duration: 9 min\nTotal tests: run=37,654 skipped=1,895\n";
         let c = parse_summary(py313);
         assert_eq!((c.ok, c.failed, c.skipped), (470, 0, 21));
         assert_eq!(c.cases.as_deref(), Some("run=37,654 skipped=1,895"));
         assert_eq!(parse_summary("1 test failed:\n    test_x\n").failed, 1);
+        assert_eq!(parse_summary("All 356 tests OK.\n").ok, 356);
     }
 }

@@ -2,7 +2,7 @@
 //! first, then the default set is built (cache hits when nothing changed),
 //! each archive is unpacked somewhere unrelated, and the TLS suites run on
 //! the unpacked interpreters: the conformance suite (real handshakes) and
-//! CPython's own test_ssl/test_hashlib/test_httplib.
+//! CPython's whole test suite (xtask/src/regrtest.rs).
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
