@@ -102,12 +102,31 @@ pub struct Counts {
     pub skipped: usize,
     /// 3.12+: "Total tests: run=37,654 failures=0 skipped=1,895".
     pub cases: Option<String>,
+    /// Modules that failed and were re-run verbosely (`-w`); the counts are
+    /// those after the re-run.
+    pub rerun: Vec<String>,
 }
 
 pub fn parse_summary(out: &str) -> Counts {
     let mut c = Counts::default();
     for line in out.lines() {
         let line = line.trim();
+        if let Some(at) = line.find("Re-running ") {
+            let what = &line[at + "Re-running ".len()..];
+            if what.contains("failed tests") {
+                // the summary is printed again after the re-run
+                (c.ok, c.failed, c.skipped) = (0, 0, 0);
+            } else if let Some(name) = what
+                .trim_start_matches("test ")
+                .split_whitespace()
+                .next()
+                .map(|w| w.trim_matches('\''))
+                .filter(|w| w.starts_with("test_"))
+            {
+                c.rerun.push(name.to_string());
+            }
+            continue;
+        }
         // ("All 356 tests OK." when nothing failed or was skipped)
         let mut words = line.trim_start_matches("All ").split_whitespace();
         let (Some(n), Some(unit), Some(what)) = (words.next(), words.next(), words.next()) else {
@@ -254,6 +273,9 @@ pub fn run(a: &Artifact, exe: &Path, scope: Scope, jobs: usize) -> Result<(bool,
             // Many tests sleep or wait on sockets: two workers more than
             // cores, as regrtest's own -j0.
             cmd.arg(format!("-j{}", jobs + 2));
+            // A failed module runs again alone, verbosely, as CPython's CI
+            // does; it passes only if that run passes, and is named below.
+            cmd.arg("-w");
             if !a.python2 {
                 // A hung test fails after 20 minutes instead of hanging CI.
                 cmd.arg("--timeout=1200");
@@ -294,6 +316,12 @@ pub fn run(a: &Artifact, exe: &Path, scope: Scope, jobs: usize) -> Result<(bool,
         skips.len(),
         rel(&skips_file)
     );
+    if !counts.rerun.is_empty() {
+        detail.push_str(&format!(
+            "; re-run alone in verbose mode after failing under -j: {}",
+            counts.rerun.join(", ")
+        ));
+    }
 
     // Each expected failure must fail here, and on the stock interpreter.
     if !expected.is_empty() {
@@ -415,7 +443,8 @@ mod tests {
                 ok: 356,
                 failed: 5,
                 skipped: 34,
-                cases: None
+                cases: None,
+                rerun: vec![]
             }
         );
         let py313 =
@@ -426,5 +455,17 @@ mod tests {
         assert_eq!(c.cases.as_deref(), Some("run=37,654 skipped=1,895"));
         assert_eq!(parse_summary("1 test failed:\n    test_x\n").failed, 1);
         assert_eq!(parse_summary("All 356 tests OK.\n").ok, 356);
+        let rerun_27 = "350 tests OK.\n2 tests failed:\n    test_a test_b\n\nRe-running failed tests in verbose mode\n\
+                        Re-running test 'test_a' in verbose mode\nRe-running test 'test_b' in verbose mode\n\
+                        1 test failed again:\n    test_b\n350 tests OK.\n1 test failed:\n    test_b\n";
+        let c = parse_summary(rerun_27);
+        assert_eq!((c.ok, c.failed), (350, 1));
+        assert_eq!(c.rerun, ["test_a", "test_b"]);
+        let rerun_313 = "1 test failed:\n    test_socket\n\nRe-running 1 failed tests in verbose mode (matching: testStream)\n\
+                         0:11:30 load avg: 1.0 Re-running test_socket in verbose mode (matching: testStream)\n\
+                         470 tests OK.\n";
+        let c = parse_summary(rerun_313);
+        assert_eq!((c.ok, c.failed), (470, 0));
+        assert_eq!(c.rerun, ["test_socket"]);
     }
 }
