@@ -157,6 +157,18 @@ fn regrtest(exe: &Path, python2: bool, work: &Path) -> Command {
     // started from a directory that is not the interpreter's.
     let home = work.join("home");
     let _ = std::fs::create_dir_all(&home);
+    // SIGINT as at a terminal: a runner started in the background (`cmd &`,
+    // nohup, some CI agents) inherits it ignored, Python then installs no
+    // KeyboardInterrupt handler, and the tests that send SIGINT
+    // (test_subprocess.test_send_signal, test_regrtest.test_interrupted) fail.
+    // SAFETY: signal() is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
     cmd.env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("HOME", &home)
