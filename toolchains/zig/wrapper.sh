@@ -9,6 +9,10 @@ TOOL='@TOOL@'
 TARGET='@TARGET@'
 export ZIG_GLOBAL_CACHE_DIR='@ZIG_CACHE@'
 export ZIG_LOCAL_CACHE_DIR='@ZIG_CACHE@'
+# clang's profile runtime of zig's LLVM release (empty: the toolchain has
+# no PGO): clang's driver links it into every instrumented program, zig's
+# does not.
+PROFILE_RUNTIME='@PROFILE_RUNTIME@'
 case $TOOL in
   ar|ranlib) exec "$ZIG" "$TOOL" "$@" ;;
 esac
@@ -16,6 +20,8 @@ esac
 n=$#
 skip=0
 lang=
+link=1
+instrumented=
 while [ "$n" -gt 0 ]; do
   a=$1
   shift
@@ -37,8 +43,15 @@ while [ "$n" -gt 0 ]; do
     # triple ('x86_64-linux-gnu.2.17'), which clang rejects, unless the
     # language is named (zig then compiles it itself).
     -x|-x*) lang=1; set -- "$@" "$a" ;;
+    -c|-E|-S) link=; set -- "$@" "$a" ;;
+    -fprofile-instr-generate*|-fprofile-generate*) instrumented=1; set -- "$@" "$a" ;;
     -) if [ -z "$lang" ]; then set -- "$@" -x c -; else set -- "$@" -; fi ;;
     *) set -- "$@" "$a" ;;
   esac
 done
+if [ -n "$instrumented" ] && [ -n "$link" ] && [ -n "$PROFILE_RUNTIME" ]; then
+  # (-u: nothing in instrumented code references the runtime's
+  # initialiser, which registers the at-exit profile writer)
+  set -- "$@" -Wl,-u,__llvm_profile_runtime "$PROFILE_RUNTIME"
+fi
 exec "$ZIG" "$TOOL" -target "$TARGET" "$@"

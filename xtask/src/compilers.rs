@@ -106,10 +106,16 @@ fn zig_compilers(tc: &Toolchain, target: &str, cache: &Cache) -> Result<Compiler
     let zig = install_zig(cache, &requirements)?;
     let zig_cache = cache.dir("toolchains/zig-cache")?;
     let bin = cache.dir(&format!("toolchains/{}/bin", tc.triple))?;
+    let profile_runtime = tc
+        .pgo
+        .as_ref()
+        .map(|p| p.profile_runtime.as_str())
+        .unwrap_or("");
     let mut names = Vec::new();
     for tool in ["cc", "c++", "ar", "ranlib"] {
         let text = template
             .replace("@ZIG@", &zig.display().to_string())
+            .replace("@PROFILE_RUNTIME@", profile_runtime)
             .replace("@TOOL@", tool)
             .replace("@TARGET@", target)
             .replace("@ZIG_CACHE@", &zig_cache.display().to_string());
@@ -122,6 +128,7 @@ fn zig_compilers(tc: &Toolchain, target: &str, cache: &Cache) -> Result<Compiler
         .add("requirements", fs::read(&requirements)?)
         .add("wrapper", &template)
         .add("target", target)
+        .add("profile-runtime", profile_runtime)
         .finish();
     Ok(Compilers {
         cc: names[0].clone(),

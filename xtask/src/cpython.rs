@@ -14,7 +14,8 @@ use std::time::Duration;
 use crate::compilers::Compilers;
 use crate::deps::Deps;
 use crate::openssl::Openssl;
-use crate::recipes::{CpythonRecipe, Modules, Toolchain};
+use crate::optimise::{Optimisation, Step};
+use crate::recipes::{CpythonRecipe, Modules, Profile, Toolchain};
 use crate::reproducible::{self, prefix_map_flags};
 use crate::source::Tree;
 use crate::util::{
@@ -22,7 +23,7 @@ use crate::util::{
 };
 
 /// Bump when the way we configure or install changes, to invalidate builds.
-const BUILD_RECIPE_REVISION: &str = "4";
+const BUILD_RECIPE_REVISION: &str = "5";
 
 /// configure checks whose answer would come from the state of the build
 /// machine rather than the target: under `nice -n 19`, nice(1) cannot
@@ -40,6 +41,7 @@ pub struct Built {
     pub steps: Vec<(String, Duration)>,
     /// (module, why) for extension modules left out of this build.
     pub omitted: Vec<(String, String)>,
+    pub optimisation: Optimisation,
 }
 
 const OMITTED_FILE: &str = "omitted-modules.json";
@@ -98,9 +100,11 @@ pub fn build(
     compilers: &Compilers,
     build_python: Option<&Path>,
     modules: &Modules,
+    profile: &Profile,
     jobs: usize,
 ) -> Result<Built> {
     let prefix = install_prefix(recipe);
+    let plan = crate::optimise::plan(profile, tc, compilers, recipe.is_python2())?;
     let key = KeyBuilder::new("cpython")
         .add("revision", BUILD_RECIPE_REVISION)
         .add("tree", &tree.key)
@@ -109,6 +113,8 @@ pub fn build(
         .add("deps", &deps.key)
         .add("toolchain", tc.build_key_text()?)
         .add("prefix", &prefix)
+        .add("optimisation", serde_json::to_string(&plan.summary)?)
+        .add("profile", serde_json::to_string(profile)?)
         .finish();
     let dir = cache
         .dir("cpython")?
@@ -124,6 +130,7 @@ pub fn build(
             cache_hit: true,
             steps: vec![],
             omitted,
+            optimisation: plan.summary,
         });
     }
     let work = tempfile::tempdir_in(cache.dir("cpython")?)?;
@@ -147,7 +154,13 @@ pub fn build(
         .env(
             "CFLAGS",
             [
-                tc.cflags_with_headers(cache)?,
+                crate::optimise::without_optimisation_level(
+                    &tc.cflags_with_headers(cache)?
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>(),
+                )
+                .join(" "),
                 tc.cpython_cflags.join(" "),
                 if recipe.is_python2() {
                     tc.cflags_python2.join(" ")
@@ -218,6 +231,7 @@ pub fn build(
         // interpreter when asked (a static binary cannot dlopen).
         configure.env("MODULE_BUILDTYPE", "static");
     }
+    plan.configure(&mut configure, compilers);
     configure.args(PINNED_CONFIGURE_ANSWERS);
     configure.args(&tc.cpython_configure);
     configure.args(&recipe.configure);
@@ -237,15 +251,31 @@ pub fn build(
         )?,
     ));
 
-    let mut make = Command::new("make");
-    make.current_dir(&src).arg(format!("-j{jobs}"));
-    if let Some(path) = &path_with_build_python {
-        make.env("PATH", path);
+    let pgo_dir = work.path().join("pgo");
+    let make_vars = plan.make_vars(&pgo_dir);
+    for step in plan.steps() {
+        match step {
+            Step::Make(name, targets) => {
+                let mut make = Command::new("make");
+                make.current_dir(&src)
+                    .arg(format!("-j{jobs}"))
+                    .args(&targets)
+                    .args(&make_vars);
+                if let Some(path) = &path_with_build_python {
+                    make.env("PATH", path);
+                }
+                steps.push((
+                    name.to_string(),
+                    run_logged(make, &format!("CPython {}: {name}", recipe.version), &log)?,
+                ));
+            }
+            Step::Train => steps.push((
+                "PGO training run".to_string(),
+                plan.train(&src, &pgo_dir, &log)?,
+            )),
+            Step::Touch(file) => fs::write(src.join(file), "")?,
+        }
     }
-    steps.push((
-        "make".to_string(),
-        run_logged(make, &format!("compiling CPython {}", recipe.version), &log)?,
-    ));
     check_builtin(&src, &["_ssl", "_hashlib", "zlib"])
         .with_context(|| format!("see {}", log.display()))?;
 
@@ -254,6 +284,7 @@ pub fn build(
         .current_dir(&src)
         .arg(format!("-j{jobs}"))
         .arg("install")
+        .args(&make_vars)
         .arg(format!("DESTDIR={}", staged.join("install").display()));
     if let Some(path) = &path_with_build_python {
         install.env("PATH", path);
@@ -310,6 +341,7 @@ pub fn build(
         cache_hit: false,
         steps,
         omitted,
+        optimisation: plan.summary,
     })
 }
 

@@ -15,6 +15,7 @@ mod hide;
 mod macho;
 mod oldroot;
 mod openssl;
+mod optimise;
 mod package;
 mod patch;
 mod pipeline;
@@ -58,6 +59,9 @@ struct Select {
     /// OpenSSL to link: `4.0` (default) or `3.5` (LTS).
     #[arg(long)]
     openssl: Option<String>,
+    /// Optimisation profile from recipes/profiles.toml: `release` (PGO + LTO, the default) or `quick`.
+    #[arg(long)]
+    profile: Option<String>,
     /// Parallel make jobs. Default: number of CPUs.
     #[arg(long, short)]
     jobs: Option<usize>,
@@ -69,6 +73,7 @@ impl Select {
             pythons: self.pythons.clone(),
             target: self.target.clone(),
             openssl: self.openssl.clone(),
+            profile: self.profile.clone(),
             jobs: self.jobs.unwrap_or_else(pipeline::jobs_default),
             require_cached,
         }

@@ -16,6 +16,8 @@ pub struct Options {
     pub pythons: Vec<String>,
     pub target: Option<String>,
     pub openssl: Option<String>,
+    /// recipes/profiles.toml; None: its default.
+    pub profile: Option<String>,
     pub jobs: usize,
     /// `package`: re-package only what is already built; never compile.
     pub require_cached: bool,
@@ -51,6 +53,9 @@ impl Options {
         }
         if let Some(o) = &self.openssl {
             args.extend(["--openssl".to_string(), o.clone()]);
+        }
+        if let Some(p) = &self.profile {
+            args.extend(["--profile".to_string(), p.clone()]);
         }
         args.extend(["--jobs".to_string(), self.jobs.to_string()]);
         args
@@ -300,6 +305,7 @@ fn build_one(
                 compilers,
                 build_python,
                 &recipes.modules,
+                recipes.profile(opts.profile.as_deref())?,
                 opts.jobs,
             )
             .map(|b| {
@@ -386,6 +392,10 @@ fn build_one(
     let m = manifest.as_object_mut().unwrap();
     m.insert("build_key".into(), json!(built.key));
     m.insert("configured_prefix".into(), json!(built.prefix));
+    m.insert(
+        "optimisation".into(),
+        serde_json::to_value(&built.optimisation)?,
+    );
     m.insert(
         "openssl".into(),
         json!({"version": ossl.recipe.version, "choice": ossl.recipe.choice, "crate": ossl.recipe.crate_name,

@@ -265,6 +265,55 @@ pub struct Toolchain {
     /// Debian packages the toolchain needs: (command or path, package).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<(String, String)>,
+    /// What profile-guided optimisation needs beside the compiler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgo: Option<PgoTools>,
+}
+
+/// `[pgo]` in a toolchain: clang's profile runtime and llvm-profdata of the
+/// compiler's LLVM release, where the compiler (zig) ships neither.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PgoTools {
+    /// The LLVM major version the compiler reports (`clang version N.…`).
+    pub llvm_major: String,
+    /// Linked into instrumented programs (toolchains/zig/wrapper.sh).
+    pub profile_runtime: String,
+    /// Merges the training run's raw profiles.
+    pub profdata: String,
+    /// (path, Debian package) installed when a build uses PGO.
+    #[serde(default)]
+    pub packages: Vec<(String, String)>,
+}
+
+/// `recipes/profiles.toml`: how hard the compiler works on CPython.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Profile {
+    #[serde(skip_deserializing)]
+    pub name: String,
+    pub description: String,
+    pub pgo: bool,
+    pub lto: bool,
+    /// The training run's arguments to the instrumented interpreter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_task: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_task_python2: Option<String>,
+}
+
+impl Profile {
+    pub fn profile_task(&self, python2: bool) -> Option<&str> {
+        if python2 {
+            self.profile_task_python2.as_deref()
+        } else {
+            self.profile_task.as_deref()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ProfilesFile {
+    default: String,
+    profile: std::collections::BTreeMap<String, Profile>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -491,6 +540,8 @@ pub struct Recipes {
     pub mirrors: Vec<String>,
     pub toolchains: Vec<Toolchain>,
     pub modules: Modules,
+    pub profiles: Vec<Profile>,
+    pub profile_default: String,
 }
 
 /// `recipes/modules.toml`: what a complete interpreter must import, and the
@@ -566,7 +617,14 @@ impl Recipes {
             .iter()
             .map(|p| read_toml(p))
             .collect::<Result<_>>()?;
+        let profiles: ProfilesFile = read_toml(&root.join("recipes/profiles.toml"))?;
         Ok(Recipes {
+            profiles: profiles
+                .profile
+                .into_iter()
+                .map(|(name, p)| Profile { name, ..p })
+                .collect(),
+            profile_default: profiles.default,
             cpython,
             openssl: openssl.openssl,
             openssl_default: openssl.default,
@@ -605,6 +663,24 @@ impl Recipes {
                     self.openssl
                         .iter()
                         .map(|o| o.choice.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+    }
+
+    /// `--profile release|quick`; none means recipes/profiles.toml's default.
+    pub fn profile(&self, wanted: Option<&str>) -> Result<&Profile> {
+        let wanted = wanted.unwrap_or(&self.profile_default);
+        self.profiles
+            .iter()
+            .find(|p| p.name == wanted)
+            .with_context(|| {
+                format!(
+                    "unknown --profile {wanted}; recipes/profiles.toml has: {}",
+                    self.profiles
+                        .iter()
+                        .map(|p| p.name.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
                 )
@@ -689,6 +765,15 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("4.0, 3.5"));
+        let release = r.profile(None).unwrap();
+        assert!(release.pgo && release.lto, "the default profile is release");
+        assert!(release.profile_task(true).is_some() && release.profile_task(false).is_some());
+        assert!(!r.profile(Some("quick")).unwrap().pgo);
+        let err = r.profile(Some("fast")).unwrap_err().to_string();
+        assert!(
+            err.contains("--profile fast") && err.contains("quick"),
+            "{err}"
+        );
     }
 
     #[test]

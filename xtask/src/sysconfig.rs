@@ -87,7 +87,15 @@ impl Rules {
                 continue;
             }
             out.push_str(name);
-            match self.renames.iter().find(|(from, _)| from == value) {
+            // (the wrapper by name, or by its path: configure records
+            // LLVM_AR as a path)
+            let renamed = self.renames.iter().find(|(from, _)| {
+                value == from
+                    || value
+                        .strip_suffix(from.as_str())
+                        .is_some_and(|d| d.ends_with('/'))
+            });
+            match renamed {
                 Some((_, to)) => out.push_str(to),
                 None => out.push_str(value),
             }
@@ -179,6 +187,10 @@ mod tests {
             "build_time_vars = {'CC': 'cc -pthread',\n \
             'LDSHARED': 'cc -shared -Wl,-z,now',\n \
             'CFLAGS': '-O2 -DNDEBUG'}\n"
+        );
+        assert_eq!(
+            rules().apply("CC='/c/bin/x86_64-unknown-linux-gnu-cc' x86_64-unknown-linux-gnu-ccx"),
+            "CC='cc' x86_64-unknown-linux-gnu-ccx"
         );
         let makefile = "CC=\t\tx86_64-unknown-linux-gnu-cc\nLDFLAGS=\t-L/tlsforge/cache/a -Wl,-S\n";
         assert_eq!(rules().apply(makefile), "CC=\t\tcc\nLDFLAGS=\t -Wl,-S\n");
