@@ -23,7 +23,7 @@ use crate::util::{
 };
 
 /// Bump when the way we configure or install changes, to invalidate builds.
-const BUILD_RECIPE_REVISION: &str = "5";
+const BUILD_RECIPE_REVISION: &str = "6";
 
 /// configure checks whose answer would come from the state of the build
 /// machine rather than the target: under `nice -n 19`, nice(1) cannot
@@ -69,9 +69,15 @@ pub fn setup_local(openssl: &Openssl, deps: &Deps, tc: &Toolchain) -> Result<Str
 /// search path, and `--exclude-libs` naming every archive we link so none of
 /// their symbols is exported (ALL would also hide libpython's own).
 pub fn ldflags(tc: &Toolchain, deps: &Deps, cache: &Cache) -> Result<String> {
+    let link_flags: Vec<&str> = tc
+        .ldflags
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !(strips_after_install(tc) && *f == "-Wl,-S"))
+        .collect();
     let mut flags = format!(
         "{} {} -L{}/lib",
-        tc.ldflags.join(" "),
+        link_flags.join(" "),
         tc.sdk_ldflags(cache)?,
         deps.prefix.display()
     );
@@ -87,6 +93,67 @@ pub fn ldflags(tc: &Toolchain, deps: &Deps, cache: &Cache) -> Result<String> {
         flags.push_str(&format!(" -Wl,--exclude-libs,{}", libs.join(":")));
     }
     Ok(flags.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// zig's ELF linker reads -S as "strip everything", symbol table
+/// included; CPython's binaries are linked with their symbols instead and
+/// lose only their debug info after `make install` (`objcopy
+/// --strip-debug`), so a backtrace or gdb still names functions.
+fn strips_after_install(tc: &Toolchain) -> bool {
+    tc.zig.is_some() && tc.binary_format == "elf"
+}
+
+/// Debug info out of every ELF executable and shared object (it names the
+/// build's directories); the symbol table stays.
+fn strip_debug_info(root: &Path) -> Result<()> {
+    for path in crate::validate::elf_files(root)? {
+        if path.extension().is_some_and(|e| e == "o" || e == "a") {
+            continue;
+        }
+        let out = Command::new("objcopy")
+            .arg("--strip-debug")
+            .arg(&path)
+            .output()
+            .context("running objcopy (binutils)")?;
+        if !out.status.success() {
+            bail!(
+                "objcopy --strip-debug {}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `make install` puts libpythonX.Y.a both in lib/ and in config-*/;
+/// lib/'s becomes a relative symlink to the other.
+fn link_duplicate_static_library(root: &Path) -> Result<()> {
+    for entry in fs::read_dir(root.join("lib"))?.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !(name.starts_with("libpython") && name.ends_with(".a")) {
+            continue;
+        }
+        let short = name.trim_start_matches("libpython").trim_end_matches(".a");
+        let stdlib = root.join("lib").join(format!("python{short}"));
+        let twin = fs::read_dir(&stdlib)?
+            .flatten()
+            .map(|e| e.path().join(&name))
+            .find(|p| {
+                p.parent()
+                    .and_then(|d| d.file_name())
+                    .is_some_and(|d| d.to_string_lossy().starts_with("config"))
+                    && p.is_file()
+            });
+        if let Some(twin) = twin {
+            if fs::read(&twin)? == fs::read(entry.path())? {
+                let rel = twin.strip_prefix(root.join("lib"))?;
+                fs::remove_file(entry.path())?;
+                std::os::unix::fs::symlink(rel, entry.path())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -312,6 +379,10 @@ pub fn build(
     }
     let omitted = omitted_modules(&staged_root, &src, tc, &on_purpose)?;
     let started = std::time::Instant::now();
+    if strips_after_install(tc) {
+        strip_debug_info(&staged_root)?;
+    }
+    link_duplicate_static_library(&staged_root)?;
     let config_for_users = crate::sysconfig::for_users(
         &staged_root,
         &crate::sysconfig::Rules::new(tc, &reproducible::build_dirs(&rewrites))?,
@@ -325,7 +396,7 @@ pub fn build(
         &python_for_bytecode(&staged_root, recipe, tc, build_python)?,
     )?;
     steps.push((
-        "config for users' compilers, remove build paths, fix timestamps".to_string(),
+        "debug info, config for users' compilers, build paths, timestamps".to_string(),
         started.elapsed(),
     ));
     fs::write(

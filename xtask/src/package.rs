@@ -9,7 +9,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::recipes::Toolchain;
+use crate::recipes::{Flavour, Packaging, Toolchain};
 use crate::util::sha256_file;
 
 /// `SOURCE_DATE_EPOCH` if set, else a fixed date, so archives don't carry
@@ -36,11 +36,81 @@ pub fn archive_name(
     openssl_choice: &str,
     default_choice: &str,
     triple: &str,
+    flavour: &str,
 ) -> String {
     format!(
-        "cpython-{version}+{}-{triple}-install_only.tar.gz",
+        "cpython-{version}+{}-{triple}-{flavour}.tar.gz",
         local_label(openssl_choice, default_choice)
     )
+}
+
+/// What goes into one flavour's archive: which installed files, and which
+/// of them are replaced by a stripped copy.
+pub struct Contents<'a> {
+    pub root: &'a Path,
+    pub flavour: &'a Flavour,
+    pub packaging: &'a Packaging,
+    /// install-root-relative path → stripped copy (for `strip` flavours).
+    pub stripped: &'a BTreeMap<PathBuf, PathBuf>,
+}
+
+impl Contents<'_> {
+    fn includes(&self, rel: &Path) -> bool {
+        !(self.flavour.without_tests && self.packaging.is_test_path(rel))
+    }
+    fn source_of(&self, rel: &Path) -> PathBuf {
+        match (self.flavour.strip, self.stripped.get(rel)) {
+            (true, Some(copy)) => copy.clone(),
+            _ => self.root.join(rel),
+        }
+    }
+}
+
+/// Stripped copies (symbol tables removed) of every executable and shared
+/// object under `root`, written into `dir` by `strip`, two at a time.
+pub fn stripped_copies(root: &Path, dir: &Path, strip: &str) -> Result<BTreeMap<PathBuf, PathBuf>> {
+    let files: Vec<PathBuf> = crate::validate::elf_files(root)?
+        .into_iter()
+        .filter(|p| !p.extension().is_some_and(|e| e == "o" || e == "a"))
+        .collect();
+    let jobs = crate::pipeline::jobs_default().max(1);
+    let chunks: Vec<Vec<PathBuf>> = (0..jobs)
+        .map(|i| files.iter().skip(i).step_by(jobs).cloned().collect())
+        .collect();
+    let results: Vec<Result<Vec<(PathBuf, PathBuf)>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .iter()
+            .map(|chunk| {
+                scope.spawn(move || -> Result<Vec<(PathBuf, PathBuf)>> {
+                    let mut out = Vec::new();
+                    for file in chunk {
+                        let rel = file.strip_prefix(root)?.to_path_buf();
+                        let copy = dir.join(crate::util::sha256_bytes(
+                            rel.to_string_lossy().as_bytes(),
+                        ));
+                        let status = std::process::Command::new(strip)
+                            .arg("--strip-all")
+                            .arg("-o")
+                            .arg(&copy)
+                            .arg(file)
+                            .status()
+                            .with_context(|| format!("running {strip}"))?;
+                        if !status.success() {
+                            anyhow::bail!("{strip} --strip-all {} failed", file.display());
+                        }
+                        out.push((rel, copy));
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut map = BTreeMap::new();
+    for r in results {
+        map.extend(r?);
+    }
+    Ok(map)
 }
 
 /// Every path under `root`, relative, sorted, directories before contents.
@@ -67,6 +137,93 @@ fn walk_sorted(root: &Path) -> Result<Vec<PathBuf>> {
 /// Writes `root` as `python/...` plus `python/PYTHON.json` into `dest`,
 /// atomically (temporary file, then rename).
 pub fn write_archive(root: &Path, manifest: &Value, dest: &Path) -> Result<()> {
+    let everything = Flavour {
+        name: "install_only".into(),
+        description: String::new(),
+        without_tests: false,
+        strip: false,
+    };
+    let packaging = Packaging {
+        flavour: vec![],
+        test_dirs: vec![],
+    };
+    write_flavour(
+        &Contents {
+            root,
+            flavour: &everything,
+            packaging: &packaging,
+            stripped: &BTreeMap::new(),
+        },
+        manifest,
+        dest,
+    )
+}
+
+/// Every flavour's archive, manifest and SBOM, the archives written side
+/// by side (one thread each; gzip is the cost).
+pub fn write_flavours(
+    root: &Path,
+    packaging: &Packaging,
+    archives: &[(String, PathBuf)],
+    manifest: &Value,
+    cache: &crate::util::Cache,
+    tc: &Toolchain,
+) -> Result<()> {
+    let scratch = tempfile::tempdir_in(cache.dir("cpython")?)?;
+    let strip = strip_tool(tc);
+    let stripped = match (&strip, packaging.flavour.iter().any(|f| f.strip)) {
+        (Some(tool), true) => stripped_copies(root, scratch.path(), tool)?,
+        _ => BTreeMap::new(),
+    };
+    std::thread::scope(|scope| -> Result<()> {
+        let mut handles = Vec::new();
+        for flavour in &packaging.flavour {
+            if flavour.strip && strip.is_none() {
+                eprintln!(
+                    "tlsforge: no {} archive for {}: no strip tool here for {} files",
+                    flavour.name, tc.triple, tc.binary_format
+                );
+                continue;
+            }
+            let (_, dest) = archives
+                .iter()
+                .find(|(f, _)| *f == flavour.name)
+                .context("internal: an archive path per flavour")?;
+            let stripped = &stripped;
+            handles.push(scope.spawn(move || -> Result<()> {
+                let mut manifest = manifest.clone();
+                manifest["format"] = json!(format!("tlsforge-{}", flavour.name));
+                manifest["flavour"] = serde_json::to_value(flavour)?;
+                let contents = Contents {
+                    root,
+                    flavour,
+                    packaging,
+                    stripped,
+                };
+                write_flavour(&contents, &manifest, dest)?;
+                let beside = write_manifest_beside(dest, &manifest)?;
+                write_json(
+                    &beside.with_extension("cdx.json"),
+                    &crate::sbom::cyclonedx(&manifest),
+                )
+            }));
+        }
+        for h in handles {
+            h.join().map_err(|_| anyhow::anyhow!("an archive writer panicked"))??;
+        }
+        Ok(())
+    })
+}
+
+/// binutils' strip reads this machine's ELF files; other formats and
+/// architectures get no stripped archive for now.
+fn strip_tool(tc: &Toolchain) -> Option<String> {
+    (tc.binary_format == "elf" && tc.runs_here()).then(|| "strip".to_string())
+}
+
+/// One flavour's archive of `contents`, written like `write_archive`.
+pub fn write_flavour(contents: &Contents, manifest: &Value, dest: &Path) -> Result<()> {
+    let root = contents.root;
     let mtime = source_date_epoch();
     let parent = dest.parent().unwrap();
     fs::create_dir_all(parent)?;
@@ -92,7 +249,10 @@ pub fn write_archive(root: &Path, manifest: &Value, dest: &Path) -> Result<()> {
         {
             continue;
         }
-        let full = root.join(&rel);
+        if !contents.includes(&rel) {
+            continue;
+        }
+        let full = contents.source_of(&rel);
         let meta = fs::symlink_metadata(&full)?;
         let name = Path::new("python").join(&rel);
         let mut h = header_for(&meta);
@@ -170,7 +330,7 @@ pub fn write_json(path: &Path, value: &Value) -> Result<()> {
 }
 
 /// Bump when what `package` writes changes, so dist/ is rewritten.
-pub const PACKAGE_REVISION: u32 = 6;
+pub const PACKAGE_REVISION: u32 = 7;
 
 /// A skeleton with the fields every manifest has (named as in
 /// python-build-standalone's PYTHON.json where the meaning is the same);
@@ -269,9 +429,9 @@ mod tests {
     #[test]
     fn names_follow_the_convention() {
         assert_eq!(
-            archive_name("3.13.5", "4.0", "4.0", "x86_64-unknown-linux-gnu"),
+            archive_name("3.13.5", "4.0", "4.0", "x86_64-unknown-linux-gnu", "install_only"),
             "cpython-3.13.5+tlsforge-x86_64-unknown-linux-gnu-install_only.tar.gz"
         );
-        assert!(archive_name("2.7.18", "3.5", "4.0", "t").contains("+tlsforge.openssl35-t-"));
+        assert!(archive_name("2.7.18", "3.5", "4.0", "t", "full").contains("+tlsforge.openssl35-t-"));
     }
 }

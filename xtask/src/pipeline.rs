@@ -2,7 +2,7 @@
 //! deps → CPython → validate → package. Each stage is its own module; this
 //! one only wires them together, times them and writes the manifest.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -65,13 +65,32 @@ impl Options {
 pub struct Artifact {
     pub version: String,
     pub python2: bool,
+    /// The first flavour's archive (install_only).
     pub archive: PathBuf,
+    /// (flavour, archive) for every flavour of recipes/packaging.toml.
+    pub archives: Vec<(String, PathBuf)>,
     /// The installed tree in the cache (runnable on the build machine).
     pub root: PathBuf,
     /// The Debian package, for Linux targets dpkg-deb can package.
     pub deb: Option<PathBuf>,
     /// The configured prefix, where the `.deb` installs it.
     pub prefix: String,
+}
+
+impl Artifact {
+    /// The archive of one flavour (`full`, `install_only_stripped`, …).
+    pub fn archive_of(&self, flavour: &str) -> Result<&std::path::Path> {
+        self.archives
+            .iter()
+            .find(|(f, _)| f == flavour)
+            .map(|(_, p)| p.as_path())
+            .with_context(|| {
+                format!(
+                    "CPython {} has no {flavour} archive (recipes/packaging.toml)",
+                    self.version
+                )
+            })
+    }
 }
 
 pub fn dist_dir() -> Result<PathBuf> {
@@ -318,18 +337,27 @@ fn build_one(
         eprintln!("      {step:<42} {:>8.1}s", took.as_secs_f64());
     }
     let dist = dist_dir()?;
-    let archive = dist.join(package::archive_name(
-        v,
-        &ossl.recipe.choice,
-        &recipes.openssl_default,
-        &tc.triple,
-    ));
-    let manifest_path = package::manifest_path(&archive);
+    let flavours = &recipes.packaging.flavour;
+    let archives: Vec<(String, PathBuf)> = flavours
+        .iter()
+        .map(|f| {
+            let name = package::archive_name(
+                v,
+                &ossl.recipe.choice,
+                &recipes.openssl_default,
+                &tc.triple,
+                &f.name,
+            );
+            (f.name.clone(), dist.join(name))
+        })
+        .collect();
+    let archive = archives[0].1.clone();
     let label = package::local_label(&ossl.recipe.choice, &recipes.openssl_default);
     let artifact = Artifact {
         version: v.clone(),
         python2: recipe.is_python2(),
         archive: archive.clone(),
+        archives: archives.clone(),
         root: built.root.clone(),
         deb: crate::deb::available(tc)
             .then(|| crate::deb::path_for(&dist, v, &label, tc))
@@ -343,7 +371,10 @@ fn build_one(
             .join(archive.file_name().unwrap_or_default()),
     )?;
     // Packaging is skipped when dist/ already holds this exact build.
-    if archive.exists() && already_packaged(&manifest_path, &built.key) {
+    if archives
+        .iter()
+        .all(|(_, a)| a.exists() && already_packaged(&package::manifest_path(a), &built.key))
+    {
         t.record(
             format!("cpython {v}: validate + package"),
             std::time::Duration::ZERO,
@@ -448,11 +479,13 @@ fn build_one(
     );
     m.insert("smoke_test".into(), smoke.unwrap_or(json!(null)));
     t.stage(format!("cpython {v}: package"), || {
-        package::write_archive(&built.root, &manifest, &archive)?;
-        let beside = package::write_manifest_beside(&archive, &manifest)?;
-        package::write_json(
-            &beside.with_extension("cdx.json"),
-            &crate::sbom::cyclonedx(&manifest),
+        package::write_flavours(
+            &built.root,
+            &recipes.packaging,
+            &archives,
+            &manifest,
+            cache,
+            tc,
         )?;
         if crate::deb::available(tc) {
             crate::deb::build(

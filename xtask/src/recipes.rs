@@ -542,6 +542,49 @@ pub struct Recipes {
     pub modules: Modules,
     pub profiles: Vec<Profile>,
     pub profile_default: String,
+    pub packaging: Packaging,
+}
+
+/// `recipes/packaging.toml`: which archives each build gets.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Packaging {
+    pub flavour: Vec<Flavour>,
+    pub test_dirs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Flavour {
+    pub name: String,
+    pub description: String,
+    pub without_tests: bool,
+    pub strip: bool,
+}
+
+impl Packaging {
+    /// True for a path (relative to the install root) under a test dir.
+    pub fn is_test_path(&self, rel: &Path) -> bool {
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().to_string())
+            .collect();
+        self.test_dirs.iter().any(|pattern| {
+            let pat: Vec<&str> = pattern.split('/').collect();
+            parts.len() >= pat.len()
+                && pat.iter().zip(&parts).all(|(p, part)| glob_component(p, part))
+        })
+    }
+}
+
+/// `*` matches any run of characters within one path component.
+fn glob_component(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            text.len() >= head.len() + tail.len()
+                && text.starts_with(head)
+                && text.ends_with(tail)
+        }
+    }
 }
 
 /// `recipes/modules.toml`: what a complete interpreter must import, and the
@@ -632,6 +675,7 @@ impl Recipes {
             mirrors,
             toolchains,
             modules: read_toml(&root.join("recipes/modules.toml"))?,
+            packaging: read_toml(&root.join("recipes/packaging.toml"))?,
         })
     }
 
@@ -765,6 +809,14 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("4.0, 3.5"));
+        assert_eq!(r.packaging.flavour[0].name, "install_only");
+        let p = &r.packaging;
+        assert!(p.is_test_path(Path::new("lib/python3.13/test/test_ssl.py")));
+        assert!(p.is_test_path(Path::new("lib/python2.7/lib-tk/test")));
+        assert!(p.is_test_path(Path::new("lib/python2.7/json/tests/test_dump.py")));
+        assert!(!p.is_test_path(Path::new("lib/python3.13/ssl.py")));
+        assert!(!p.is_test_path(Path::new("lib/python3.13/unittest/main.py")));
+        assert!(!p.is_test_path(Path::new("lib/python3.13/testing/x.py")));
         let release = r.profile(None).unwrap();
         assert!(release.pgo && release.lto, "the default profile is release");
         assert!(release.profile_task(true).is_some() && release.profile_task(false).is_some());

@@ -53,17 +53,40 @@ pub fn validate(opts: &Options, paths: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// Unpacks a dist/ archive into `dir` and returns the interpreter path.
-pub fn unpack(a: &Artifact, dir: &Path) -> Result<PathBuf> {
-    let mut archive = crate::extract::open_archive(&a.archive)?;
+fn unpack_archive(path: &Path, python2: bool, dir: &Path) -> Result<PathBuf> {
+    let mut archive = crate::extract::open_archive(path)?;
     archive
         .unpack(dir)
-        .with_context(|| format!("unpacking {}", a.archive.display()))?;
-    let exe = validate::python_exe(&dir.join("python"), a.python2);
+        .with_context(|| format!("unpacking {}", path.display()))?;
+    let exe = validate::python_exe(&dir.join("python"), python2);
     if !exe.exists() {
-        bail!("{} has no {}", a.archive.display(), exe.display());
+        bail!("{} has no {}", path.display(), exe.display());
     }
     Ok(exe)
+}
+
+/// Unpacks one flavour's archive into `dir`; returns a runnable interpreter
+/// (under an emulator: a wrapper script that starts it there).
+pub fn unpack_runnable(a: &Artifact, flavour: &str, tc: &Toolchain, dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let exe = unpack_archive(a.archive_of(flavour)?, a.python2, dir)?;
+    if tc.run_under.is_empty() {
+        return Ok(exe);
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let wrapper = dir.join("python-under-emulator");
+    let quoted: Vec<String> = tc
+        .run_under
+        .iter()
+        .chain([&exe.display().to_string()])
+        .map(|w| format!("'{w}'"))
+        .collect();
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nexec {} \"$@\"\n", quoted.join(" ")),
+    )?;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
+    Ok(wrapper)
 }
 
 /// Counts kept for the one summary line at the end.
@@ -123,25 +146,8 @@ pub fn unpacked(opts: &Options, tc: &Toolchain, dir: &Path) -> Result<Vec<(Artif
     }
     let mut out = Vec::new();
     for a in pipeline::build(opts)? {
-        let d = dir.join(&a.version);
-        std::fs::create_dir_all(&d)?;
-        let mut exe = unpack(&a, &d)?;
-        if !tc.run_under.is_empty() {
-            use std::os::unix::fs::PermissionsExt;
-            let wrapper = d.join("python-under-emulator");
-            let quoted: Vec<String> = tc
-                .run_under
-                .iter()
-                .chain([&exe.display().to_string()])
-                .map(|w| format!("'{w}'"))
-                .collect();
-            std::fs::write(
-                &wrapper,
-                format!("#!/bin/sh\nexec {} \"$@\"\n", quoted.join(" ")),
-            )?;
-            std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
-            exe = wrapper;
-        }
+        let first = a.archives[0].0.clone();
+        let exe = unpack_runnable(&a, &first, tc, &dir.join(&a.version))?;
         out.push((a, exe));
     }
     Ok(out)
@@ -283,10 +289,116 @@ pub fn stdlib(opts: &Options, scope: Scope) -> Result<()> {
     let tc = target_toolchain(opts)?;
     let tmp = tempfile::tempdir()?;
     let mut tally = Tally::default();
-    for (a, exe) in unpacked(opts, &tc, tmp.path())? {
+    for (a, _) in unpacked(opts, &tc, tmp.path())? {
+        let exe = unpack_runnable(&a, FULL, &tc, &tmp.path().join(format!("{}-{FULL}", a.version)))?;
         stdlib_step(&a, &exe, scope, opts.jobs, &mut tally)?;
     }
     tally.finish()
+}
+
+/// The flavour with the test suite (recipes/packaging.toml).
+const FULL: &str = "full";
+/// The flavour without symbol tables.
+const STRIPPED: &str = "install_only_stripped";
+
+/// The other flavours of each artifact (install_only is checked by the
+/// caller): unpacked, the binary checks, the smoke test; for the full
+/// archive, gdb resolving an `_ssl` function from its symbol table; for the
+/// stripped one, no symbol table left. Returns the stripped interpreters
+/// as conformance columns and the full ones for CPython's suite.
+fn flavour_checks(
+    interpreters: &[(Artifact, PathBuf)],
+    tc: &Toolchain,
+    dir: &Path,
+    tally: &mut Tally,
+) -> Result<(Vec<(String, PathBuf)>, Vec<PathBuf>)> {
+    let modules = Recipes::load()?.modules;
+    let mut columns = Vec::new();
+    let mut full = Vec::new();
+    for (a, _) in interpreters {
+        for (flavour, archive) in a.archives.iter().skip(1) {
+            let t = Instant::now();
+            let d = dir.join(format!("{}-{flavour}", a.version));
+            let exe = unpack_runnable(a, flavour, tc, &d)?;
+            let tree = d.join("python");
+            let report = validate::check_tree(&tree, tc)?;
+            let mut problems = report.violations.clone();
+            if let Err(e) = validate::smoke_test(
+                &tree,
+                a.python2,
+                &tc.run_under,
+                &modules.required_for(a.python2, tc),
+            ) {
+                problems.push(format!("smoke test: {e:#}"));
+            }
+            let real_exe = validate::python_exe(&tree, a.python2);
+            let symbols = match flavour.as_str() {
+                FULL => symbol_resolves_in_gdb(&real_exe),
+                STRIPPED => has_no_symbol_table(&real_exe),
+                _ => Ok(String::new()),
+            };
+            let symbols = symbols.unwrap_or_else(|e| {
+                problems.push(format!("{e:#}"));
+                String::new()
+            });
+            let size = std::fs::metadata(archive)?.len() as f64 / 1e6;
+            tally.add(
+                format!(
+                    "{flavour} archive of {}: binary checks, smoke test ({:.0}s)",
+                    a.version,
+                    t.elapsed().as_secs_f64()
+                ),
+                problems.is_empty(),
+                format!(
+                    "{size:.1} MB, {} ELF files{}{}",
+                    report.files_checked,
+                    if symbols.is_empty() { String::new() } else { format!("; {symbols}") },
+                    problems.iter().map(|v| format!("\n    {v}")).collect::<String>()
+                ),
+            );
+            match flavour.as_str() {
+                FULL => full.push(exe),
+                STRIPPED => columns.push((format!("tlsforge-{}-stripped", a.version), exe)),
+                _ => {}
+            }
+        }
+    }
+    Ok((columns, full))
+}
+
+/// gdb's `info symbol` at the address of the `_ssl` module's handshake
+/// function names it: the symbol table made it into the archive.
+fn symbol_resolves_in_gdb(exe: &Path) -> Result<String> {
+    crate::prereqs::ensure(&[("gdb", "gdb")])?;
+    let bytes = std::fs::read(exe)?;
+    let elf = goblin::elf::Elf::parse(&bytes)?;
+    let (name, addr) = elf
+        .syms
+        .iter()
+        .filter(|s| s.is_function() && s.st_value != 0)
+        .filter_map(|s| Some((elf.strtab.get_at(s.st_name)?.to_string(), s.st_value)))
+        .find(|(n, _)| n.contains("do_handshake") && !n.starts_with("SSL_"))
+        .with_context(|| format!("{}: no _ssl handshake function in the symbol table", exe.display()))?;
+    let out = Command::new("gdb")
+        .args(["-batch", "-nx", "-ex"])
+        .arg(format!("info symbol 0x{addr:x}"))
+        .arg(exe)
+        .output()
+        .context("running gdb")?;
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !said.starts_with(&format!("{name} in section")) {
+        bail!("gdb `info symbol 0x{addr:x}` in {} said {said:?}, not {name}", exe.display());
+    }
+    Ok(format!("gdb: {said}"))
+}
+
+fn has_no_symbol_table(exe: &Path) -> Result<String> {
+    let bytes = std::fs::read(exe)?;
+    let elf = goblin::elf::Elf::parse(&bytes)?;
+    if !elf.syms.is_empty() {
+        bail!("{} still has a symbol table ({} symbols)", exe.display(), elf.syms.len());
+    }
+    Ok("no symbol table".to_string())
 }
 
 /// One version's run of CPython's own suite, as a line of the tally.
@@ -361,7 +473,9 @@ pub fn test(opts: &Options) -> Result<()> {
         );
     }
 
+    let (stripped_cols, full_exes) = flavour_checks(&interpreters, &tc, tmp.path(), &mut tally)?;
     let mut cols = columns(&interpreters);
+    cols.extend(stripped_cols);
     let _installed = if tc.runs_here() && crate::deb::available(&tc) && crate::prereqs::is_root() {
         let t = Instant::now();
         let (installed, deb_cols) = install_debs(&interpreters, &tc)?;
@@ -406,8 +520,8 @@ pub fn test(opts: &Options) -> Result<()> {
         }
     }
 
-    // 6. CPython's whole test suite, from each version's own tree.
-    for (a, exe) in &interpreters {
+    // 6. CPython's whole test suite, from each version's full archive.
+    for ((a, _), exe) in interpreters.iter().zip(&full_exes) {
         stdlib_step(a, exe, Scope::Full, opts.jobs, &mut tally)?;
     }
     println!("tlsforge test: {:.0}s", start.elapsed().as_secs_f64());
