@@ -5,6 +5,7 @@
 //! → validate (validate.rs) → package (package.rs); pipeline.rs wires them.
 
 mod apt;
+mod bench;
 mod compilers;
 mod cpython;
 mod deb;
@@ -133,6 +134,8 @@ enum Cmd {
         #[arg(long)]
         keep: bool,
     },
+    /// Benchmarks (builds nothing): the pyperformance subset of recipes/bench.toml and the TLS client benchmark, ours beside the stock interpreters of the same minor version; prints figures and ratios.
+    Bench(Select),
     /// Write .github/workflows/release.yml from toolchains/.
     CiWorkflow,
     /// Show CPython versions, targets and OpenSSL choices and where they come from.
@@ -185,6 +188,7 @@ fn run(cli: Cli) -> Result<()> {
                 regrtest::Scope::Tls
             },
         ),
+        Cmd::Bench(sel) => bench::run(&sel.options(true)),
         Cmd::CiWorkflow => {
             println!("wrote {}", workflow::write()?.display());
             Ok(())

@@ -57,6 +57,7 @@ pub struct Contents<'a> {
 impl Contents<'_> {
     fn includes(&self, rel: &Path) -> bool {
         !(self.flavour.without_tests && self.packaging.is_test_path(rel))
+            && !crate::recipes::matches_any(&self.flavour.exclude, rel)
     }
     fn source_of(&self, rel: &Path) -> PathBuf {
         match (self.flavour.strip, self.stripped.get(rel)) {
@@ -85,9 +86,8 @@ pub fn stripped_copies(root: &Path, dir: &Path, strip: &str) -> Result<BTreeMap<
                     let mut out = Vec::new();
                     for file in chunk {
                         let rel = file.strip_prefix(root)?.to_path_buf();
-                        let copy = dir.join(crate::util::sha256_bytes(
-                            rel.to_string_lossy().as_bytes(),
-                        ));
+                        let copy =
+                            dir.join(crate::util::sha256_bytes(rel.to_string_lossy().as_bytes()));
                         let status = std::process::Command::new(strip)
                             .arg("--strip-all")
                             .arg("-o")
@@ -142,6 +142,7 @@ pub fn write_archive(root: &Path, manifest: &Value, dest: &Path) -> Result<()> {
         description: String::new(),
         without_tests: false,
         strip: false,
+        exclude: vec![],
     };
     let packaging = Packaging {
         flavour: vec![],
@@ -209,7 +210,8 @@ pub fn write_flavours(
             }));
         }
         for h in handles {
-            h.join().map_err(|_| anyhow::anyhow!("an archive writer panicked"))??;
+            h.join()
+                .map_err(|_| anyhow::anyhow!("an archive writer panicked"))??;
         }
         Ok(())
     })
@@ -330,7 +332,7 @@ pub fn write_json(path: &Path, value: &Value) -> Result<()> {
 }
 
 /// Bump when what `package` writes changes, so dist/ is rewritten.
-pub const PACKAGE_REVISION: u32 = 7;
+pub const PACKAGE_REVISION: u32 = 8;
 
 /// A skeleton with the fields every manifest has (named as in
 /// python-build-standalone's PYTHON.json where the meaning is the same);
@@ -429,9 +431,17 @@ mod tests {
     #[test]
     fn names_follow_the_convention() {
         assert_eq!(
-            archive_name("3.13.5", "4.0", "4.0", "x86_64-unknown-linux-gnu", "install_only"),
+            archive_name(
+                "3.13.5",
+                "4.0",
+                "4.0",
+                "x86_64-unknown-linux-gnu",
+                "install_only"
+            ),
             "cpython-3.13.5+tlsforge-x86_64-unknown-linux-gnu-install_only.tar.gz"
         );
-        assert!(archive_name("2.7.18", "3.5", "4.0", "t", "full").contains("+tlsforge.openssl35-t-"));
+        assert!(
+            archive_name("2.7.18", "3.5", "4.0", "t", "full").contains("+tlsforge.openssl35-t-")
+        );
     }
 }

@@ -558,19 +558,32 @@ pub struct Flavour {
     pub description: String,
     pub without_tests: bool,
     pub strip: bool,
+    /// More paths left out (globs as in `test_dirs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
 }
 
 impl Packaging {
     /// True for a path (relative to the install root) under a test dir.
     pub fn is_test_path(&self, rel: &Path) -> bool {
+        matches_any(&self.test_dirs, rel)
+    }
+}
+
+/// True for a path (relative) at or under one of the `globs`.
+pub fn matches_any(globs: &[String], rel: &Path) -> bool {
+    {
         let parts: Vec<String> = rel
             .components()
             .map(|c| c.as_os_str().to_string_lossy().to_string())
             .collect();
-        self.test_dirs.iter().any(|pattern| {
+        globs.iter().any(|pattern| {
             let pat: Vec<&str> = pattern.split('/').collect();
             parts.len() >= pat.len()
-                && pat.iter().zip(&parts).all(|(p, part)| glob_component(p, part))
+                && pat
+                    .iter()
+                    .zip(&parts)
+                    .all(|(p, part)| glob_component(p, part))
         })
     }
 }
@@ -580,9 +593,7 @@ fn glob_component(pattern: &str, text: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == text,
         Some((head, tail)) => {
-            text.len() >= head.len() + tail.len()
-                && text.starts_with(head)
-                && text.ends_with(tail)
+            text.len() >= head.len() + tail.len() && text.starts_with(head) && text.ends_with(tail)
         }
     }
 }

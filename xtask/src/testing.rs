@@ -290,7 +290,12 @@ pub fn stdlib(opts: &Options, scope: Scope) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let mut tally = Tally::default();
     for (a, _) in unpacked(opts, &tc, tmp.path())? {
-        let exe = unpack_runnable(&a, FULL, &tc, &tmp.path().join(format!("{}-{FULL}", a.version)))?;
+        let exe = unpack_runnable(
+            &a,
+            FULL,
+            &tc,
+            &tmp.path().join(format!("{}-{FULL}", a.version)),
+        )?;
         stdlib_step(&a, &exe, scope, opts.jobs, &mut tally)?;
     }
     tally.finish()
@@ -352,8 +357,15 @@ fn flavour_checks(
                 format!(
                     "{size:.1} MB, {} ELF files{}{}",
                     report.files_checked,
-                    if symbols.is_empty() { String::new() } else { format!("; {symbols}") },
-                    problems.iter().map(|v| format!("\n    {v}")).collect::<String>()
+                    if symbols.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {symbols}")
+                    },
+                    problems
+                        .iter()
+                        .map(|v| format!("\n    {v}"))
+                        .collect::<String>()
                 ),
             );
             match flavour.as_str() {
@@ -378,7 +390,12 @@ fn symbol_resolves_in_gdb(exe: &Path) -> Result<String> {
         .filter(|s| s.is_function() && s.st_value != 0)
         .filter_map(|s| Some((elf.strtab.get_at(s.st_name)?.to_string(), s.st_value)))
         .find(|(n, _)| n.contains("do_handshake") && !n.starts_with("SSL_"))
-        .with_context(|| format!("{}: no _ssl handshake function in the symbol table", exe.display()))?;
+        .with_context(|| {
+            format!(
+                "{}: no _ssl handshake function in the symbol table",
+                exe.display()
+            )
+        })?;
     let out = Command::new("gdb")
         .args(["-batch", "-nx", "-ex"])
         .arg(format!("info symbol 0x{addr:x}"))
@@ -387,7 +404,10 @@ fn symbol_resolves_in_gdb(exe: &Path) -> Result<String> {
         .context("running gdb")?;
     let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if !said.starts_with(&format!("{name} in section")) {
-        bail!("gdb `info symbol 0x{addr:x}` in {} said {said:?}, not {name}", exe.display());
+        bail!(
+            "gdb `info symbol 0x{addr:x}` in {} said {said:?}, not {name}",
+            exe.display()
+        );
     }
     Ok(format!("gdb: {said}"))
 }
@@ -396,7 +416,11 @@ fn has_no_symbol_table(exe: &Path) -> Result<String> {
     let bytes = std::fs::read(exe)?;
     let elf = goblin::elf::Elf::parse(&bytes)?;
     if !elf.syms.is_empty() {
-        bail!("{} still has a symbol table ({} symbols)", exe.display(), elf.syms.len());
+        bail!(
+            "{} still has a symbol table ({} symbols)",
+            exe.display(),
+            elf.syms.len()
+        );
     }
     Ok("no symbol table".to_string())
 }
@@ -521,6 +545,17 @@ pub fn test(opts: &Options) -> Result<()> {
     }
 
     // 6. CPython's whole test suite, from each version's full archive.
+    if full_exes.len() != interpreters.len() {
+        tally.add(
+            "stdlib full suite".into(),
+            false,
+            format!(
+                "{} of {} versions have a full archive (recipes/packaging.toml)",
+                full_exes.len(),
+                interpreters.len()
+            ),
+        );
+    }
     for ((a, _), exe) in interpreters.iter().zip(&full_exes) {
         stdlib_step(a, exe, Scope::Full, opts.jobs, &mut tally)?;
     }

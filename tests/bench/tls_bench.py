@@ -1,0 +1,58 @@
+"""TLS client benchmark for `cargo xtask bench` (runs on 2.7 and 3.x).
+
+usage: tls_bench.py PORT CAFILE handshake N | bulk PATH
+Prints one JSON object. handshake: N full handshakes (new connection,
+verified chain and host name, then close) and the client's CPU time per
+handshake. bulk: one HTTP/1.0 GET of PATH from `openssl s_server -WWW`,
+read to the end, and the rate in MB/s with the negotiated cipher.
+"""
+import json
+import os
+import socket
+import ssl
+import sys
+import time
+
+
+def cpu():
+    t = os.times()
+    return t[0] + t[1]
+
+
+def main():
+    port, cafile, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    ctx = ssl.create_default_context(cafile=cafile)
+
+    def connect():
+        sock = socket.create_connection(("127.0.0.1", port))
+        return ctx.wrap_socket(sock, server_hostname="localhost")
+
+    if mode == "handshake":
+        n = int(sys.argv[4])
+        connect().close()  # warm-up
+        c0, w0 = cpu(), time.time()
+        for _ in range(n):
+            connect().close()
+        out = {
+            "handshake_cpu_ms": (cpu() - c0) * 1000.0 / n,
+            "handshake_wall_ms": (time.time() - w0) * 1000.0 / n,
+            "n": n,
+        }
+    else:
+        s = connect()
+        s.sendall(("GET /%s HTTP/1.0\r\n\r\n" % sys.argv[4]).encode("ascii"))
+        total, w0 = 0, time.time()
+        while True:
+            data = s.recv(1 << 16)
+            if not data:
+                break
+            total += len(data)
+        wall = time.time() - w0
+        out = {"bulk_mb_s": total / 1e6 / wall, "bytes": total,
+               "cipher": s.cipher()[0], "version": s.version()}
+        s.close()
+    out["openssl"] = ssl.OPENSSL_VERSION
+    sys.stdout.write(json.dumps(out) + "\n")
+
+
+main()

@@ -1,0 +1,376 @@
+//! `cargo xtask bench`: builds nothing; runs the pinned pyperformance
+//! subset of recipes/bench.toml on each built interpreter and on the stock
+//! interpreter of the same minor version (pyenv's), then the TLS client
+//! benchmark (tests/bench/tls_bench.py) against a local `openssl s_server`,
+//! and prints figures and ratios. A benchmark, not a test: it asserts
+//! nothing.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::pipeline::{self, Options};
+use crate::util::{commit_dir, is_complete, mark_complete, workspace_root, Cache, KeyBuilder};
+
+#[derive(Deserialize)]
+struct BenchFile {
+    benchmarks: Vec<String>,
+    pyperf_args: Vec<String>,
+    python3: Sources,
+    python2: Sources,
+}
+
+#[derive(Deserialize)]
+struct Sources {
+    requirements: String,
+    script: String,
+    pythonpath: Vec<String>,
+}
+
+/// The pinned sdists, downloaded with hashes checked and unpacked, once.
+fn sources(cache: &Cache, s: &Sources) -> Result<PathBuf> {
+    let req = workspace_root().join(&s.requirements);
+    let text = fs::read(&req).with_context(|| format!("reading {}", req.display()))?;
+    let tools = cache.dir("tools")?;
+    let dir = tools.join(format!(
+        "bench-{}",
+        KeyBuilder::new("bench").add("requirements", &text).finish()
+    ));
+    let _lock = crate::util::lock_build(&dir)?;
+    if is_complete(&dir) {
+        return Ok(dir);
+    }
+    crate::prereqs::ensure(&[("import pip", "python3-pip")])?;
+    let work = tempfile::tempdir_in(&tools)?;
+    let downloads = work.path().join("sdists");
+    let out = Command::new("python3")
+        .args(["-m", "pip", "download", "--require-hashes", "--no-deps"])
+        .args(["--no-binary", ":all:", "--disable-pip-version-check", "-d"])
+        .arg(&downloads)
+        .arg("-r")
+        .arg(&req)
+        .output()
+        .context("running pip download")?;
+    if !out.status.success() {
+        bail!(
+            "pip download of {} failed:\n{}",
+            req.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let tree = work.path().join("out");
+    for e in fs::read_dir(&downloads)? {
+        let sdist = e?.path();
+        let name = sdist.file_name().unwrap().to_string_lossy().to_string();
+        let stem = name.trim_end_matches(".tar.gz");
+        crate::extract::extract(&sdist, &tree.join(stem))?;
+    }
+    mark_complete(&tree)?;
+    commit_dir(&tree, &dir)?;
+    Ok(dir)
+}
+
+/// `extract` strips the archive's top directory; the recipe's paths name it.
+fn source_path(dir: &Path, rel: &str) -> PathBuf {
+    dir.join(rel)
+}
+
+/// Mean of every value pyperf recorded, in seconds.
+fn pyperf_mean(json: &Path) -> Result<f64> {
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(json)?)?;
+    let values: Vec<f64> = v["benchmarks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|b| b["runs"].as_array().into_iter().flatten())
+        .flat_map(|r| r["values"].as_array().into_iter().flatten())
+        .filter_map(|x| x.as_f64())
+        .collect();
+    if values.is_empty() {
+        bail!("{} holds no values", json.display());
+    }
+    Ok(values.iter().sum::<f64>() / values.len() as f64)
+}
+
+fn run_pyperf(
+    exe: &Path,
+    script: &Path,
+    pythonpath: &str,
+    args: &[String],
+    out: &Path,
+) -> Result<f64> {
+    let _ = fs::remove_file(out);
+    let o = Command::new(exe)
+        .arg(script)
+        .args(args)
+        .arg("--inherit-environ=PYTHONPATH")
+        .arg("-o")
+        .arg(out)
+        .env("PYTHONPATH", pythonpath)
+        .output()
+        .with_context(|| format!("running {}", exe.display()))?;
+    if !o.status.success() {
+        bail!(
+            "{} {}: {}",
+            exe.display(),
+            script.display(),
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+    }
+    pyperf_mean(out)
+}
+
+fn geometric_mean(xs: &[f64]) -> f64 {
+    (xs.iter().map(|x| x.ln()).sum::<f64>() / xs.len() as f64).exp()
+}
+
+pub fn run(opts: &Options) -> Result<()> {
+    let file: BenchFile = toml::from_str(&fs::read_to_string(
+        workspace_root().join("recipes/bench.toml"),
+    )?)?;
+    let cache = Cache::from_env()?;
+    let built = pipeline::build(&Options {
+        require_cached: true,
+        ..opts.clone()
+    })?;
+    let scratch = tempfile::tempdir()?;
+    let mut pairs = Vec::new();
+    for a in &built {
+        let series: String = a.version.split('.').take(2).collect::<Vec<_>>().join(".");
+        let Some(stock) = crate::regrtest::stock_interpreter(&series) else {
+            println!(
+                "CPython {}: no stock {series} on this machine to compare with",
+                a.version
+            );
+            continue;
+        };
+        pairs.push((a, crate::validate::python_exe(&a.root, a.python2), stock));
+    }
+    for (a, ours, stock) in &pairs {
+        let src = if a.python2 {
+            &file.python2
+        } else {
+            &file.python3
+        };
+        let dir = sources(&cache, src)?;
+        let pythonpath = src
+            .pythonpath
+            .iter()
+            .map(|p| source_path(&dir, p).display().to_string())
+            .collect::<Vec<_>>()
+            .join(":");
+        println!(
+            "\npyperformance on CPython {} (ours: {}; stock: {}), pyperf {}",
+            a.version,
+            ours.display(),
+            stock.display(),
+            file.pyperf_args.join(" ")
+        );
+        println!(
+            "{:<18} {:>12} {:>12} {:>8}",
+            "benchmark", "ours ms", "stock ms", "ratio"
+        );
+        let mut ratios = Vec::new();
+        for b in &file.benchmarks {
+            let script = source_path(&dir, &src.script.replace("{name}", b));
+            let out = scratch.path().join(format!("{b}.json"));
+            let stock_s = run_pyperf(stock, &script, &pythonpath, &file.pyperf_args, &out);
+            let ours_s = run_pyperf(ours, &script, &pythonpath, &file.pyperf_args, &out);
+            match (ours_s, stock_s) {
+                (Ok(o), Ok(s)) => {
+                    ratios.push(s / o);
+                    println!(
+                        "{b:<18} {:>12.2} {:>12.2} {:>7.2}x",
+                        o * 1e3,
+                        s * 1e3,
+                        s / o
+                    );
+                }
+                (o, s) => println!(
+                    "{b:<18} failed: {}",
+                    o.err()
+                        .or(s.err())
+                        .map(|e| format!("{e:#}"))
+                        .unwrap_or_default()
+                ),
+            }
+        }
+        if !ratios.is_empty() {
+            println!(
+                "geometric mean: ours is {:.2}x the stock {} ({} benchmarks; >1 = faster)",
+                geometric_mean(&ratios),
+                a.version,
+                ratios.len()
+            );
+        }
+    }
+    tls(
+        &pairs
+            .iter()
+            .map(|(a, o, s)| (a.version.clone(), o.clone(), s.clone()))
+            .collect::<Vec<_>>(),
+        scratch.path(),
+    )
+}
+
+/// Kills the server when the benchmark ends, however it ends.
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn s_server(dir: &Path, port: u16, ciphersuite: &str) -> Result<Server> {
+    let child = Command::new("openssl")
+        .args(["s_server", "-quiet", "-WWW", "-accept"])
+        .arg(port.to_string())
+        .args([
+            "-cert",
+            "cert.pem",
+            "-key",
+            "key.pem",
+            "-ciphersuites",
+            ciphersuite,
+        ])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting openssl s_server")?;
+    let server = Server(child);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(server);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    bail!("openssl s_server did not listen on port {port}")
+}
+
+fn tls_client(exe: &Path, port: u16, dir: &Path, args: &[&str]) -> Result<serde_json::Value> {
+    let o = Command::new(exe)
+        .arg(workspace_root().join("tests/bench/tls_bench.py"))
+        .arg(port.to_string())
+        .arg(dir.join("cert.pem"))
+        .args(args)
+        .env_clear()
+        .output()?;
+    if !o.status.success() {
+        bail!("{}: {}", exe.display(), String::from_utf8_lossy(&o.stderr));
+    }
+    Ok(serde_json::from_slice(&o.stdout)?)
+}
+
+/// Handshake CPU and bulk MB/s (AES-128-GCM and ChaCha20-Poly1305, TLS
+/// 1.3) of each interpreter as a client of the machine's `openssl s_server`.
+fn tls(pairs: &[(String, PathBuf, PathBuf)], scratch: &Path) -> Result<()> {
+    crate::prereqs::ensure(&[("openssl", "openssl")])?;
+    let dir = scratch.join("tls");
+    fs::create_dir_all(&dir)?;
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args([
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=DNS:localhost"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("openssl req could not make the benchmark's certificate");
+    }
+    fs::write(dir.join("big"), vec![0x5a_u8; 128 << 20])?;
+    println!("\nTLS client against `openssl s_server` on loopback (P-256 certificate, TLS 1.3)");
+    println!(
+        "{:<10} {:<6} {:>16} {:>16} {:>18}",
+        "CPython", "who", "handshake CPU ms", "AES-128-GCM MB/s", "ChaCha20 MB/s"
+    );
+    for (version, ours, stock) in pairs {
+        let mut rows = Vec::new();
+        for (who, exe) in [("ours", ours), ("stock", stock)] {
+            let port = free_port()?;
+            let hs = {
+                let _s = s_server(&dir, port, "TLS_AES_128_GCM_SHA256")?;
+                tls_client(exe, port, &dir, &["handshake", "300"])?
+            };
+            let mut bulk = Vec::new();
+            for suite in ["TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256"] {
+                let port = free_port()?;
+                let _s = s_server(&dir, port, suite)?;
+                // best of three: the server is single-threaded and shares the CPU
+                let best = (0..3)
+                    .map(|_| tls_client(exe, port, &dir, &["bulk", "big"]))
+                    .collect::<Result<Vec<_>>>()?
+                    .iter()
+                    .filter_map(|v| v["bulk_mb_s"].as_f64())
+                    .fold(0.0, f64::max);
+                bulk.push(best);
+            }
+            let cpu = hs["handshake_cpu_ms"].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "{version:<10} {who:<6} {cpu:>16.3} {:>16.0} {:>18.0}   {}",
+                bulk[0],
+                bulk[1],
+                hs["openssl"].as_str().unwrap_or("")
+            );
+            rows.push((cpu, bulk));
+        }
+        let (o, s) = (&rows[0], &rows[1]);
+        println!(
+            "{version:<10} ratio  handshake CPU ours/stock {:.2}x (<=1 is better); bulk ours/stock {:.2}x AES-GCM, {:.2}x ChaCha20 (>=1 is better)",
+            o.0 / s.0,
+            o.1[0] / s.1[0],
+            o.1[1] / s.1[1]
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pyperf_mean_reads_every_run_and_geometric_mean_is_right() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("b.json");
+        fs::write(
+            &p,
+            r#"{"benchmarks":[{"runs":[{"warmups":[[1,9.0]]},{"values":[1.0,3.0]},{"values":[2.0]}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(pyperf_mean(&p).unwrap(), 2.0);
+        fs::write(&p, r#"{"benchmarks":[{"runs":[{"warmups":[[1,9.0]]}]}]}"#).unwrap();
+        assert!(pyperf_mean(&p).is_err());
+        assert!((geometric_mean(&[2.0, 8.0]) - 4.0).abs() < 1e-12);
+    }
+}
