@@ -23,7 +23,7 @@ use crate::util::{
 };
 
 /// Bump when the way we configure or install changes, to invalidate builds.
-const BUILD_RECIPE_REVISION: &str = "6";
+const BUILD_RECIPE_REVISION: &str = "7";
 
 /// configure checks whose answer would come from the state of the build
 /// machine rather than the target: under `nice -n 19`, nice(1) cannot

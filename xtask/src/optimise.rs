@@ -41,6 +41,13 @@ pub struct Plan<'a> {
 const LTO_FLAG: &str = "-flto=thin";
 const PGO_GEN_FLAG: &str = "-fprofile-instr-generate";
 
+/// Flags of our optimised build that must not reach users' extension
+/// builds: 2.7 records make's EXTRA_CFLAGS in sysconfig's CFLAGS, and a
+/// user's `cc` (often gcc) rejects `-flto=thin` ("unrecognized argument").
+pub const BUILD_ONLY_FLAGS: &[&str] = &[LTO_FLAG, PGO_GEN_FLAG];
+/// ... and those starting with these (they name a file in the cache).
+pub const BUILD_ONLY_FLAG_PREFIXES: &[&str] = &["-fprofile-instr-use="];
+
 pub fn plan<'a>(
     profile: &Profile,
     tc: &'a Toolchain,

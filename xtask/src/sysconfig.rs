@@ -5,7 +5,8 @@
 //! search paths in our cache and gcc's libgcc.a (the build machine's), so
 //! every C extension build (pip install of an sdist, distutils, setuptools)
 //! failed on a user's machine. The wrapper names become the platform's `cc`,
-//! `c++`, `ar`, `ranlib`; flags that point into the build cache go.
+//! `c++`, `ar`, `ranlib`; flags that point into the build cache go, and so
+//! do the clang-only flags of our PGO/LTO build.
 //! (python-build-standalone rewrites its sysconfig data the same way.)
 
 use anyhow::Result;
@@ -36,6 +37,7 @@ impl Rules {
             "-fmacro-prefix-map=",
         ]
         .iter()
+        .chain(crate::optimise::BUILD_ONLY_FLAG_PREFIXES)
         .map(|s| s.to_string())
         .collect();
         for d in build_dirs {
@@ -47,6 +49,7 @@ impl Rules {
             .runtime_library_path()?
             .map(|p| p.display().to_string())
             .into_iter()
+            .chain(crate::optimise::BUILD_ONLY_FLAGS.iter().map(|s| s.to_string()))
             .collect();
         Ok(Rules {
             renames,
@@ -197,6 +200,23 @@ mod tests {
         let args =
             "'CONFIG_ARGS': \"'CC=x86_64-unknown-linux-gnu-cc' 'LDFLAGS=-L/tlsforge/cache/a'\"";
         assert_eq!(rules().apply(args), "'CONFIG_ARGS': \"'CC=cc' 'LDFLAGS='\"");
+    }
+
+    #[test]
+    fn clang_only_flags_of_the_optimised_build_go() {
+        // (2.7 records make's EXTRA_CFLAGS=-flto=thin in CFLAGS; a user's
+        // gcc fails on it: test_distutils caught it)
+        let recipes = crate::recipes::Recipes::load().unwrap();
+        let tc = recipes.toolchain(Some("x86_64-unknown-linux-gnu")).unwrap();
+        let rules = Rules::new(tc, &["/tlsforge/cache".to_string()]).unwrap();
+        assert_eq!(
+            rules.apply("'CFLAGS': '-DNDEBUG -g -fwrapv -O3 -Wall -flto=thin',"),
+            "'CFLAGS': '-DNDEBUG -g -fwrapv -O3 -Wall',"
+        );
+        assert_eq!(
+            rules.apply("X = -O3 -fprofile-instr-use=/tlsforge/cache/p.profdata -flto=thinner"),
+            "X = -O3 -flto=thinner"
+        );
     }
 
     #[test]
