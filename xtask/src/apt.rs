@@ -199,7 +199,7 @@ pub fn fetch_orig(cache: &Cache, deb: &DebianSource) -> Result<PathBuf> {
     if !fresh {
         apt(&["update"], &state)?;
     }
-    let work = tempfile::tempdir_in(&state)?;
+    let work = crate::cache::tempdir_in(&state)?;
     let got = work.path().join(&deb.file);
     // A partial mirror may serve the orig tarball but not the .dsc (apt then
     // fails after downloading it), and Debian drops superseded revisions

@@ -43,7 +43,7 @@ fn sources(cache: &Cache, s: &Sources) -> Result<PathBuf> {
         return Ok(dir);
     }
     crate::prereqs::ensure(&[("import pip", "python3-pip")])?;
-    let work = tempfile::tempdir_in(&tools)?;
+    let work = crate::cache::tempdir_in(&tools)?;
     let downloads = work.path().join("sdists");
     let out = Command::new("python3")
         .args(["-m", "pip", "download", "--require-hashes", "--no-deps"])

@@ -164,7 +164,7 @@ fn install_zig(cache: &Cache, requirements: &Path) -> Result<PathBuf> {
         return Ok(zig);
     }
     crate::prereqs::ensure(&[("import pip", "python3-pip")])?;
-    let work = tempfile::tempdir_in(&tools)?;
+    let work = crate::cache::tempdir_in(&tools)?;
     let out = work.path().join("out");
     let mut pip = Command::new("python3");
     pip.args(["-m", "pip", "install", "--require-hashes", "--no-deps"])

@@ -157,19 +157,34 @@ fn link_duplicate_static_library(root: &Path) -> Result<()> {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// What a CPython build is made from and against, besides its tree.
+pub struct Inputs<'a> {
+    pub cache: &'a Cache,
+    pub recipe: &'a CpythonRecipe,
+    pub openssl: &'a Openssl,
+    pub deps: &'a Deps,
+    pub tc: &'a Toolchain,
+    pub compilers: &'a Compilers,
+    /// A native interpreter of the same version, for cross builds.
+    pub build_python: Option<&'a Path>,
+}
+
 pub fn build(
-    cache: &Cache,
-    recipe: &CpythonRecipe,
+    inputs: &Inputs,
     tree: &Tree,
-    openssl: &Openssl,
-    deps: &Deps,
-    tc: &Toolchain,
-    compilers: &Compilers,
-    build_python: Option<&Path>,
     modules: &Modules,
     profile: &Profile,
     jobs: usize,
 ) -> Result<Built> {
+    let Inputs {
+        cache,
+        recipe,
+        openssl,
+        deps,
+        tc,
+        compilers,
+        build_python,
+    } = *inputs;
     let prefix = install_prefix(recipe);
     let plan = crate::optimise::plan(profile, tc, compilers, recipe.is_python2())?;
     let key = KeyBuilder::new("cpython")
@@ -200,114 +215,17 @@ pub fn build(
             optimisation: plan.summary,
         });
     }
-    let work = tempfile::tempdir_in(cache.dir("cpython")?)?;
+    let work = crate::cache::tempdir_in(cache.dir("cpython")?)?;
     let src = work.path().join("build");
     copy_tree(&tree.path, &src)?;
-    fs::write(
-        src.join("Modules/Setup.local"),
-        setup_local(openssl, deps, tc)?,
-    )?;
     let staged = work.path().join("out");
     let rewrites = reproducible::rewrites(&cache.root, work.path());
     let log = cache.log_path(&format!("cpython-{}-{}", recipe.version, tc.triple))?;
     let _ = fs::remove_file(&log);
-
-    let mut configure = Command::new("./configure");
-    configure
-        .current_dir(&src)
-        .arg(format!("--prefix={prefix}"))
-        .arg("--with-ensurepip=no")
-        .env("CC", &compilers.cpython_cc)
-        .env(
-            "CFLAGS",
-            [
-                crate::optimise::without_optimisation_level(
-                    &tc.cflags_with_headers(cache)?
-                        .split_whitespace()
-                        .map(str::to_string)
-                        .collect::<Vec<_>>(),
-                )
-                .join(" "),
-                tc.cpython_cflags.join(" "),
-                if recipe.is_python2() {
-                    tc.cflags_python2.join(" ")
-                } else {
-                    String::new()
-                },
-                prefix_map_flags(&rewrites),
-            ]
-            .join(" ")
-            // (empty parts must not leave runs of spaces: they are
-            // recorded in sysconfig, and the text should not depend on
-            // which optional flags a toolchain happens to leave empty)
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" "),
-        )
-        .env("CPPFLAGS", format!("-I{}/include", deps.prefix.display()))
-        .env("LDFLAGS", ldflags(tc, deps, cache)?)
-        // configure sees only our .pc files, with static link lines.
-        .env("PKG_CONFIG", deps.pkg_config())
-        .env("PKG_CONFIG_LIBDIR", deps.prefix.join("lib/pkgconfig"))
-        .env("PKG_CONFIG_PATH", "");
-    if let Some(cxx) = &compilers.cxx {
-        configure
-            .env("CXX", cxx)
-            .env("AR", &compilers.ar)
-            .env("RANLIB", &compilers.ranlib);
-    }
-    for (name, value) in &tc.configure_env {
-        let value = value
-            .replace("{cc}", &compilers.cpython_cc)
-            .replace("{cxx}", compilers.cxx.as_deref().unwrap_or("c++"));
-        configure.env(name, value);
-    }
-    // The pinned expat and libffi, not the copies in the CPython tree.
-    if deps.get("expat").is_ok() {
-        configure.arg("--with-system-expat");
-    }
-    if deps.get("libffi").is_ok() {
-        configure.arg("--with-system-ffi");
-    }
-    // 2.7's configure finds its build-Python as `python2.7` on PATH, and
-    // its Makefile runs it by that name.
-    let path_with_build_python = match (&tc.configure_host, build_python) {
-        (Some(_), Some(python)) => Some(crate::util::path_with_first(
-            python
-                .parent()
-                .context("build-Python path has no directory")?,
-        )?),
-        _ => None,
-    };
-    if let Some(path) = &path_with_build_python {
-        configure.env("PATH", path);
-    }
-    if let (Some(host), true) = (&tc.configure_host, tc.is_cross()) {
-        let build_python = build_python.context("a cross build needs a native build-Python")?;
-        configure
-            .arg(format!("--host={host}"))
-            .arg(format!(
-                "--build={}",
-                gnu_triple(&crate::recipes::host_triple())
-            ))
-            .arg(format!("--with-build-python={}", build_python.display()))
-            .args(&tc.config_site);
-    }
-    if tc.fully_static {
-        // 3.13's configure builds every Setup.stdlib module into the
-        // interpreter when asked (a static binary cannot dlopen).
-        configure.env("MODULE_BUILDTYPE", "static");
-    }
-    plan.configure(&mut configure, compilers);
-    configure.args(PINNED_CONFIGURE_ANSWERS);
-    configure.args(&tc.cpython_configure);
-    configure.args(&recipe.configure);
-    // 2.7's setup.py finds OpenSSL itself (Setup.local); 3.x's configure is told.
-    if !recipe.is_python2() {
-        configure
-            .arg(format!("--with-openssl={}", openssl.prefix.display()))
-            .arg("--with-openssl-rpath=no");
-    }
+    let Configure {
+        command: configure,
+        path: path_with_build_python,
+    } = configure_command(inputs, &plan, &src, &rewrites)?;
     let mut steps = Vec::new();
     steps.push((
         "configure".to_string(),
@@ -413,6 +331,135 @@ pub fn build(
         steps,
         omitted,
         optimisation: plan.summary,
+    })
+}
+
+/// `./configure` for `src` with our compiler, flags, dependencies and
+/// the plan's optimisation, and the PATH the build's make commands need.
+pub struct Configure {
+    pub command: Command,
+    pub path: Option<std::ffi::OsString>,
+}
+
+pub fn configure_command(
+    inputs: &Inputs,
+    plan: &crate::optimise::Plan,
+    src: &Path,
+    rewrites: &[(String, String)],
+) -> Result<Configure> {
+    let Inputs {
+        cache,
+        recipe,
+        openssl,
+        deps,
+        tc,
+        compilers,
+        build_python,
+    } = *inputs;
+    let prefix = install_prefix(recipe);
+    fs::write(
+        src.join("Modules/Setup.local"),
+        setup_local(openssl, deps, tc)?,
+    )?;
+    let mut configure = Command::new("./configure");
+    configure
+        .current_dir(src)
+        .arg(format!("--prefix={prefix}"))
+        .arg("--with-ensurepip=no")
+        .env("CC", &compilers.cpython_cc)
+        .env(
+            "CFLAGS",
+            [
+                crate::optimise::without_optimisation_level(
+                    &tc.cflags_with_headers(cache)?
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>(),
+                )
+                .join(" "),
+                tc.cpython_cflags.join(" "),
+                if recipe.is_python2() {
+                    tc.cflags_python2.join(" ")
+                } else {
+                    String::new()
+                },
+                prefix_map_flags(rewrites),
+            ]
+            .join(" ")
+            // (empty parts must not leave runs of spaces: they are
+            // recorded in sysconfig, and the text should not depend on
+            // which optional flags a toolchain happens to leave empty)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+        )
+        .env("CPPFLAGS", format!("-I{}/include", deps.prefix.display()))
+        .env("LDFLAGS", ldflags(tc, deps, cache)?)
+        // configure sees only our .pc files, with static link lines.
+        .env("PKG_CONFIG", deps.pkg_config())
+        .env("PKG_CONFIG_LIBDIR", deps.prefix.join("lib/pkgconfig"))
+        .env("PKG_CONFIG_PATH", "");
+    if let Some(cxx) = &compilers.cxx {
+        configure
+            .env("CXX", cxx)
+            .env("AR", &compilers.ar)
+            .env("RANLIB", &compilers.ranlib);
+    }
+    for (name, value) in &tc.configure_env {
+        let value = value
+            .replace("{cc}", &compilers.cpython_cc)
+            .replace("{cxx}", compilers.cxx.as_deref().unwrap_or("c++"));
+        configure.env(name, value);
+    }
+    // The pinned expat and libffi, not the copies in the CPython tree.
+    if deps.get("expat").is_ok() {
+        configure.arg("--with-system-expat");
+    }
+    if deps.get("libffi").is_ok() {
+        configure.arg("--with-system-ffi");
+    }
+    // 2.7's configure finds its build-Python as `python2.7` on PATH, and
+    // its Makefile runs it by that name.
+    let path_with_build_python = match (&tc.configure_host, build_python) {
+        (Some(_), Some(python)) => Some(crate::util::path_with_first(
+            python
+                .parent()
+                .context("build-Python path has no directory")?,
+        )?),
+        _ => None,
+    };
+    if let Some(path) = &path_with_build_python {
+        configure.env("PATH", path);
+    }
+    if let (Some(host), true) = (&tc.configure_host, tc.is_cross()) {
+        let build_python = build_python.context("a cross build needs a native build-Python")?;
+        configure
+            .arg(format!("--host={host}"))
+            .arg(format!(
+                "--build={}",
+                gnu_triple(&crate::recipes::host_triple())
+            ))
+            .arg(format!("--with-build-python={}", build_python.display()))
+            .args(&tc.config_site);
+    }
+    if tc.fully_static {
+        // 3.13's configure builds every Setup.stdlib module into the
+        // interpreter when asked (a static binary cannot dlopen).
+        configure.env("MODULE_BUILDTYPE", "static");
+    }
+    plan.configure(&mut configure, compilers);
+    configure.args(PINNED_CONFIGURE_ANSWERS);
+    configure.args(&tc.cpython_configure);
+    configure.args(&recipe.configure);
+    // 2.7's setup.py finds OpenSSL itself (Setup.local); 3.x's configure is told.
+    if !recipe.is_python2() {
+        configure
+            .arg(format!("--with-openssl={}", openssl.prefix.display()))
+            .arg("--with-openssl-rpath=no");
+    }
+    Ok(Configure {
+        command: configure,
+        path: path_with_build_python,
     })
 }
 

@@ -143,8 +143,9 @@ pub fn build_all(
     let prefix = cache
         .dir("deps")?
         .join(format!("merged-{}-{key}", tc.triple));
+    crate::cache::note_use(&prefix);
     if !is_complete(&prefix) {
-        let work = tempfile::tempdir_in(cache.dir("deps")?)?;
+        let work = crate::cache::tempdir_in(cache.dir("deps")?)?;
         let merged = work.path().join("merged");
         fs::create_dir_all(merged.join("bin"))?;
         for d in &list {
@@ -204,7 +205,7 @@ fn build_one(
     if is_complete(&dir) {
         return Ok(done(true));
     }
-    let work = tempfile::tempdir_in(cache.dir("deps")?)?;
+    let work = crate::cache::tempdir_in(cache.dir("deps")?)?;
     let build_dir = work.path().join("build");
     copy_tree(&tree.path, &build_dir)?;
     // configure sees the final prefix (so .pc files and any compiled-in

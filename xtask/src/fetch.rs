@@ -74,7 +74,7 @@ pub fn fetch(cache: &Cache, src: &Source, mirrors: &[String]) -> Result<Fetched>
             deb.package, deb.version, deb.suite
         );
         match apt::fetch_orig(cache, deb).and_then(|got| {
-            let tmp = tempfile::NamedTempFile::new_in(dest.parent().unwrap())?;
+            let tmp = crate::cache::tempfile_in(dest.parent().unwrap())?;
             fs::copy(&got, tmp.path())?;
             verify(tmp.path(), src)?;
             tmp.persist(&dest)?;
@@ -136,7 +136,7 @@ fn download_verified(url: &str, src: &Source, dest: &Path) -> Result<()> {
     let total = resp.content_length().unwrap_or(src.size);
     // Files this size take more than a second here; smaller ones get no bar.
     let bar = (total > 4 << 20).then(|| progress::bytes(total, &src.file));
-    let mut tmp = tempfile::NamedTempFile::new_in(dest.parent().unwrap())?;
+    let mut tmp = crate::cache::tempfile_in(dest.parent().unwrap())?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut got = 0u64;

@@ -6,10 +6,12 @@
 
 mod apt;
 mod bench;
+mod cache;
 mod compilers;
 mod cpython;
 mod deb;
 mod deps;
+mod dev;
 mod extract;
 mod fetch;
 mod hide;
@@ -87,6 +89,17 @@ enum Cmd {
     Fetch(Select),
     /// Fetch, patch, build OpenSSL and CPython, validate, package into dist/.
     Build(Select),
+    /// The patch author's loop: re-apply the series, carry over only changed files into a configured tree, make incrementally, check the interpreter (cache/dev/, never the release cache).
+    Dev {
+        #[command(flatten)]
+        select: Select,
+        /// Stdlib test modules to run right after (e.g. test_ssl); repeatable.
+        #[arg(long = "test", value_name = "MODULE")]
+        tests: Vec<String>,
+        /// Python code to run with the rebuilt interpreter.
+        #[arg(long, value_name = "CODE")]
+        run: Option<String>,
+    },
     /// Re-package already built interpreters into dist/ (never compiles).
     Package(Select),
     /// Check built interpreters (a dist/ archive's tree, or paths given).
@@ -136,6 +149,11 @@ enum Cmd {
     },
     /// Benchmarks (builds nothing): the pyperformance subset of recipes/bench.toml and the TLS client benchmark, ours beside the stock interpreters of the same minor version; prints figures and ratios.
     Bench(Select),
+    /// Look after the cache: sizes, and removing what the current tree does not use.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Write .github/workflows/release.yml from toolchains/.
     CiWorkflow,
     /// Show CPython versions, targets and OpenSSL choices and where they come from.
@@ -156,6 +174,21 @@ enum Cmd {
 }
 
 #[derive(Subcommand)]
+enum CacheAction {
+    /// Sizes per stage and per entry, which entries the current tree's runs use, and when each was last used.
+    Du,
+    /// Remove entries no recorded run of the current recipes and code used (never a download a recipe pins).
+    Gc {
+        /// List what would be removed and how much it would free; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only remove entries unused for at least this many days.
+        #[arg(long, value_name = "DAYS")]
+        older_than: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
 enum PatchAction {
     /// Every series applies with zero fuzz to its pristine source.
     Check,
@@ -165,9 +198,22 @@ fn main() {
     let cli = Cli::parse();
     // Before any thread or child exists: every tool we run sees the same date.
     reproducible::export_source_date_epoch();
+    let records_uses = matches!(
+        cli.command,
+        Cmd::Build(_) | Cmd::Package(_) | Cmd::Test(_) | Cmd::Bench(_)
+    );
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
+    }
+    // What a successful run used is what `cache gc` keeps.
+    if records_uses {
+        let command: Vec<String> = std::env::args().skip(1).collect();
+        if let Err(e) =
+            util::Cache::from_env().and_then(|c| cache::record_uses(&c, &command.join(" ")))
+        {
+            eprintln!("warning: could not record the cache entries this run used: {e:#}");
+        }
     }
 }
 
@@ -175,6 +221,13 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Cmd::Fetch(sel) => fetch_sources(&sel),
         Cmd::Build(sel) => pipeline::build(&sel.options(false)).map(|_| ()),
+        Cmd::Dev { select, tests, run } => dev::run(
+            &select.options(false),
+            &dev::Request {
+                tests: &tests,
+                code: run.as_deref(),
+            },
+        ),
         Cmd::Package(sel) => pipeline::build(&sel.options(true)).map(|_| ()),
         Cmd::Validate { select, paths } => testing::validate(&select.options(false), &paths),
         Cmd::Test(sel) => testing::test(&sel.options(false)),
@@ -189,6 +242,20 @@ fn run(cli: Cli) -> Result<()> {
             },
         ),
         Cmd::Bench(sel) => bench::run(&sel.options(true)),
+        Cmd::Cache { action } => {
+            let c = util::Cache::from_env()?;
+            match action {
+                CacheAction::Du => cache::du(&c),
+                CacheAction::Gc {
+                    dry_run,
+                    older_than,
+                } => cache::gc(
+                    &c,
+                    dry_run,
+                    older_than.map(|d| std::time::Duration::from_secs(d * 86400)),
+                ),
+            }
+        }
         Cmd::CiWorkflow => {
             println!("wrote {}", workflow::write()?.display());
             Ok(())

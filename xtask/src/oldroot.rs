@@ -124,9 +124,7 @@ pub fn ensure_root(cache: &Cache, plan: &Plan) -> Result<OldRoot> {
     let built_in = if is_complete(&dir) {
         None
     } else {
-        let work = tempfile::Builder::new()
-            .prefix(".tmp-root-")
-            .tempdir_in(&roots)?;
+        let work = crate::cache::tempdir_in(&roots)?;
         let staged = work.path().join("root");
         let log = cache.log_path(&format!("debootstrap-{suite}"))?;
         let took = debootstrap(&plan.root, &staged, &log)?;
@@ -409,7 +407,7 @@ mod wheel {
         let _lock = lock_build(&dir)?;
         if !is_complete(&dir) {
             crate::prereqs::ensure(&[("import pip", "python3-pip")])?;
-            let work = tempfile::tempdir_in(&wheels)?;
+            let work = crate::cache::tempdir_in(&wheels)?;
             let out = work.path().join("out");
             let mut pip = Command::new("python3");
             pip.args(["-m", "pip", "download", "--require-hashes", "--no-deps"])

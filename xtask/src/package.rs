@@ -170,7 +170,7 @@ pub fn write_flavours(
     cache: &crate::util::Cache,
     tc: &Toolchain,
 ) -> Result<()> {
-    let scratch = tempfile::tempdir_in(cache.dir("cpython")?)?;
+    let scratch = crate::cache::tempdir_in(cache.dir("cpython")?)?;
     let strip = strip_tool(tc);
     let stripped = match (&strip, packaging.flavour.iter().any(|f| f.strip)) {
         (Some(tool), true) => stripped_copies(root, scratch.path(), tool)?,
@@ -229,7 +229,7 @@ pub fn write_flavour(contents: &Contents, manifest: &Value, dest: &Path) -> Resu
     let mtime = source_date_epoch();
     let parent = dest.parent().unwrap();
     fs::create_dir_all(parent)?;
-    let tmp = tempfile::NamedTempFile::new_in(parent)?;
+    let tmp = crate::cache::tempfile_in(parent)?;
     let gz = flate2::GzBuilder::new()
         .mtime(0)
         .write(tmp.as_file(), flate2::Compression::default());
@@ -303,7 +303,7 @@ pub fn write_sha256sums(dist: &Path) -> Result<()> {
             sums.insert(n, sha256_file(&p)?);
         }
     }
-    let mut tmp = tempfile::NamedTempFile::new_in(dist)?;
+    let mut tmp = crate::cache::tempfile_in(dist)?;
     for (n, s) in &sums {
         writeln!(tmp, "{s}  {n}")?;
     }
@@ -326,7 +326,7 @@ pub fn write_manifest_beside(dest_archive: &Path, manifest: &Value) -> Result<Pa
 
 /// Writes pretty JSON atomically, world-readable.
 pub fn write_json(path: &Path, value: &Value) -> Result<()> {
-    let mut tmp = tempfile::NamedTempFile::new_in(path.parent().unwrap())?;
+    let mut tmp = crate::cache::tempfile_in(path.parent().unwrap())?;
     tmp.write_all(&serde_json::to_vec_pretty(value)?)?;
     publish(tmp, path)
 }

@@ -122,6 +122,7 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
     let start = Instant::now();
     let recipes = Recipes::load()?;
     let cache = Cache::from_env()?;
+    crate::cache::reap_and_report(&cache, Some(&dist_dir()?))?;
     if let Some(members) = opts.per_group_member(&recipes) {
         let mut by_target = Vec::new();
         for (triple, one) in members {
@@ -135,15 +136,7 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
         }
         return Ok(by_target.into_iter().map(|(_, a)| a).collect());
     }
-    let tc = recipes.toolchain(opts.target.as_deref())?;
-    if tc.status == "unsupported" || tc.status == "plan" {
-        bail!(
-            "target {} cannot be built yet ({}): {}",
-            tc.triple,
-            tc.status,
-            tc.reason.as_deref().unwrap_or("see README")
-        );
-    }
+    let tc = buildable_toolchain(&recipes, opts)?;
     let ossl_recipe = recipes.openssl(opts.openssl.as_deref())?;
     let pythons = selected(&recipes, &opts.pythons)?;
     // Versions this target cannot build are skipped with the toolchain's reason.
@@ -170,13 +163,6 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
         );
     }
     let pythons = ok;
-    crate::prereqs::ensure_build_tools()?;
-    let packages: Vec<(&str, &str)> = tc
-        .packages
-        .iter()
-        .map(|(c, p)| (c.as_str(), p.as_str()))
-        .collect();
-    crate::prereqs::ensure(&packages)?;
     eprintln!(
         "tlsforge: {} for {} with OpenSSL {} (cache {})",
         pythons
@@ -188,30 +174,12 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
         ossl_recipe.version,
         cache.root.display()
     );
-    let compilers = crate::compilers::Compilers::for_toolchain(tc, &cache)?;
     let mut t = Timings::default();
-    let ossl = t.stage(
-        format!("openssl {} ({})", ossl_recipe.version, tc.triple),
-        || {
-            guard_cached(
-                opts,
-                openssl::build(&cache, ossl_recipe, tc, &compilers, opts.jobs).map(|o| {
-                    let hit = o.cache_hit;
-                    (o, hit)
-                }),
-            )
-        },
-    )?;
-    let deps = deps::build_all(
-        &cache,
-        &recipes.deps,
-        tc,
-        &compilers,
-        &recipes.mirrors,
-        opts.jobs,
-        &mut t,
-        |hit| guard_cached(opts, Ok(((), hit))).map(|_| ()),
-    )?;
+    let Target {
+        compilers,
+        openssl: ossl,
+        deps,
+    } = prepare_target(&recipes, &cache, tc, opts, &mut t)?;
     // A cross build runs a native interpreter of the same version during the
     // build (to compile the stdlib, run setup steps): build those first.
     let mut build_pythons = std::collections::HashMap::new();
@@ -265,6 +233,74 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
     Ok(artifacts)
 }
 
+/// The toolchain `opts` names, refused when it cannot be built yet.
+pub fn buildable_toolchain<'r>(recipes: &'r Recipes, opts: &Options) -> Result<&'r Toolchain> {
+    let tc = recipes.toolchain(opts.target.as_deref())?;
+    if tc.status == "unsupported" || tc.status == "plan" {
+        bail!(
+            "target {} cannot be built yet ({}): {}",
+            tc.triple,
+            tc.status,
+            tc.reason.as_deref().unwrap_or("see README")
+        );
+    }
+    Ok(tc)
+}
+
+/// What every CPython of one target builds against.
+pub struct Target {
+    pub compilers: crate::compilers::Compilers,
+    pub openssl: openssl::Openssl,
+    pub deps: deps::Deps,
+}
+
+/// The target's tools, compilers, OpenSSL and dependencies: cache hits
+/// when nothing changed, built otherwise.
+pub fn prepare_target(
+    recipes: &Recipes,
+    cache: &Cache,
+    tc: &Toolchain,
+    opts: &Options,
+    t: &mut Timings,
+) -> Result<Target> {
+    crate::prereqs::ensure_build_tools()?;
+    let packages: Vec<(&str, &str)> = tc
+        .packages
+        .iter()
+        .map(|(c, p)| (c.as_str(), p.as_str()))
+        .collect();
+    crate::prereqs::ensure(&packages)?;
+    let ossl_recipe = recipes.openssl(opts.openssl.as_deref())?;
+    let compilers = crate::compilers::Compilers::for_toolchain(tc, cache)?;
+    let ossl = t.stage(
+        format!("openssl {} ({})", ossl_recipe.version, tc.triple),
+        || {
+            guard_cached(
+                opts,
+                openssl::build(cache, ossl_recipe, tc, &compilers, opts.jobs).map(|o| {
+                    let hit = o.cache_hit;
+                    (o, hit)
+                }),
+            )
+        },
+    )?;
+    let deps = deps::build_all(
+        cache,
+        &recipes.deps,
+        tc,
+        &compilers,
+        &recipes.mirrors,
+        opts.jobs,
+        t,
+        |hit| guard_cached(opts, Ok(((), hit))).map(|_| ()),
+    )?;
+    Ok(Target {
+        compilers,
+        openssl: ossl,
+        deps,
+    })
+}
+
 fn guard_cached<T>(opts: &Options, r: Result<(T, bool)>) -> Result<(T, bool)> {
     // A build that had to compile while re-packaging only is an error.
     match r {
@@ -315,14 +351,16 @@ fn build_one(
         guard_cached(
             opts,
             cpython::build(
-                cache,
-                recipe,
+                &cpython::Inputs {
+                    cache,
+                    recipe,
+                    openssl: ossl,
+                    deps,
+                    tc,
+                    compilers,
+                    build_python,
+                },
                 &tree,
-                ossl,
-                deps,
-                tc,
-                compilers,
-                build_python,
                 &recipes.modules,
                 recipes.profile(opts.profile.as_deref())?,
                 opts.jobs,
@@ -556,7 +594,7 @@ pub fn check_patches() -> Result<()> {
                 continue;
             }
         };
-        let tmp = tempfile::tempdir_in(cache.dir("src")?)?;
+        let tmp = crate::cache::tempdir_in(cache.dir("src")?)?;
         let tree = tmp.path().join("tree");
         crate::extract::extract(&fetched.path, &tree)?;
         let applied = patch::apply_series(&tree, &series)

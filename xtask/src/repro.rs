@@ -16,27 +16,18 @@ use crate::util::{sha256_file, Cache};
 
 pub fn run(opts: &Options, keep: bool) -> Result<()> {
     let cache = Cache::from_env()?;
-    let scratch = tempfile::Builder::new()
-        .prefix("repro-")
-        .tempdir_in(cache.dir("repro")?)?;
+    let scratch = crate::cache::tempdir_in(&cache.dir("repro")?)?;
     // A longer, different path for the second cache catches any build path
     // that leaks into an artifact.
     let second_cache = scratch
         .path()
         .join("second-build-in-another-directory/cache");
-    let downloads = second_cache.join("downloads");
-    fs::create_dir_all(&downloads)?;
     // Downloads are inputs, not outputs: sharing them (they are verified
     // again on use) spares the network, not the build.
-    for e in fs::read_dir(cache.dir("downloads")?)? {
-        let e = e?;
-        if e.file_type()?.is_file() {
-            let to = downloads.join(e.file_name());
-            if fs::hard_link(e.path(), &to).is_err() {
-                fs::copy(e.path(), &to)?;
-            }
-        }
-    }
+    let shared = crate::cache::share_inputs(&cache, &second_cache)?;
+    eprintln!(
+        "tlsforge repro: the second cache starts with the first's {shared} verified input files"
+    );
     let builds = [
         (
             "first (usual cache)",

@@ -43,9 +43,10 @@ pub fn prepare(
     wheels::add_to_key(&mut key, bundled_wheels)?;
     let key = key.finish();
     let dest = cache.dir("src")?.join(format!("{name}-{key}"));
+    crate::cache::note_use(&dest);
     let cache_hit = is_complete(&dest);
     if !cache_hit {
-        let tmp = tempfile::tempdir_in(cache.dir("src")?)?;
+        let tmp = crate::cache::tempdir_in(cache.dir("src")?)?;
         let tree = tmp.path().join("tree");
         extract::extract(&fetched.path, &tree)?;
         patch::apply_series(&tree, patches).with_context(|| format!("patching {name}"))?;

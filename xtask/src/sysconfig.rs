@@ -49,7 +49,11 @@ impl Rules {
             .runtime_library_path()?
             .map(|p| p.display().to_string())
             .into_iter()
-            .chain(crate::optimise::BUILD_ONLY_FLAGS.iter().map(|s| s.to_string()))
+            .chain(
+                crate::optimise::BUILD_ONLY_FLAGS
+                    .iter()
+                    .map(|s| s.to_string()),
+            )
             .collect();
         Ok(Rules {
             renames,

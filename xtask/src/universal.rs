@@ -121,7 +121,7 @@ pub fn package_all(artifacts: &[(String, Artifact)], dist: &Path) -> Result<Vec<
         {
             continue;
         }
-        let work = tempfile::tempdir_in(dist)?;
+        let work = crate::cache::tempdir_in(dist)?;
         let tree = work.path().join("tree");
         let merged = merge_trees(&arm.root, &intel.root, &tree)?;
         if merged.fat_files == 0 {

@@ -123,6 +123,7 @@ pub fn mark_complete(dir: &Path) -> Result<()> {
 pub struct BuildLock(#[allow(dead_code)] fs::File);
 
 pub fn lock_build(dir: &Path) -> Result<BuildLock> {
+    crate::cache::note_use(dir);
     let path = PathBuf::from(format!("{}.lock", dir.display()));
     let file = fs::OpenOptions::new()
         .create(true)

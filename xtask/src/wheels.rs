@@ -129,7 +129,7 @@ fn rebuild(tree: &Path, w: &BundledWheel) -> Result<()> {
             w.patch_dir().display()
         );
     }
-    let work = tempfile::tempdir_in(wheel_path.parent().unwrap_or(tree))?;
+    let work = crate::cache::tempdir_in(wheel_path.parent().unwrap_or(tree))?;
     let root = work.path().join("wheel");
     let entries = unpack(&bytes, &root)?;
     crate::patch::apply_series(&root, &series)?;
