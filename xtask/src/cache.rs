@@ -263,7 +263,12 @@ pub fn record_uses(cache: &Cache, command: &str) -> Result<()> {
             .collect(),
     };
     let dir = cache.dir("uses")?;
-    let name = command.replace(|c: char| !c.is_ascii_alphanumeric() && c != '.', "_");
+    // (one file per distinct command line; a later run of it replaces it)
+    let verb = command.split_whitespace().next().unwrap_or("run");
+    let name = format!(
+        "{verb}-{}",
+        KeyBuilder::new("command").add("line", command).finish()
+    );
     let tmp = tempfile_in(&dir)?;
     fs::write(tmp.path(), serde_json::to_vec_pretty(&uses)?)?;
     tmp.persist(dir.join(format!("{name}.json")))?;

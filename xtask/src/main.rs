@@ -200,7 +200,7 @@ fn main() {
     reproducible::export_source_date_epoch();
     let records_uses = matches!(
         cli.command,
-        Cmd::Build(_) | Cmd::Package(_) | Cmd::Test(_) | Cmd::Bench(_)
+        Cmd::Build(_) | Cmd::Package(_) | Cmd::Test(_) | Cmd::Bench(_) | Cmd::Dev { .. }
     );
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
