@@ -22,7 +22,7 @@ main_cache=${TLSFORGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tlsforge}
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/tlsforge-kill-trials.XXXXXX")
 export TLSFORGE_CACHE=$scratch/cache TLSFORGE_DIST=$scratch/dist
 mkdir -p "$TLSFORGE_CACHE" "$TLSFORGE_DIST"
-for stage in downloads apt tools toolchains openssl deps; do
+for stage in downloads apt tools openssl deps; do
   [ -d "$main_cache/$stage" ] && cp -al "$main_cache/$stage" "$TLSFORGE_CACHE/$stage"
 done
 cargo build -q -p xtask
@@ -48,7 +48,7 @@ for i in $(seq 1 "$trials"); do
   left=$(leftovers | wc -l)
   freed=$(grep -o 'removed [0-9]* temporary.*' "$scratch/rerun-$i.log" || echo "nothing to remove")
   [ "$left" -eq 0 ] || failed=$((failed+1))
-  printf 'trial %2d: killed at %3ds (last stage: %s); %d temporaries left by the kill; rerun %s in %ds: %s; afterwards %d left\n' \
+  printf 'trial %2d: killed at %3ds (last finished stage: %s); %d temporaries left by the kill; rerun %s in %ds: %s; afterwards %d left\n' \
     "$i" "$at" "${stage:-before CPython}" "$debris" "$rerun" "$took" "$freed" "$left"
 done
 echo "$trials trials, $failed failure(s); logs in $scratch"

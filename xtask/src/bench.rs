@@ -185,7 +185,7 @@ pub fn run(opts: &Options) -> Result<()> {
                 (Ok(o), Ok(s)) => {
                     ratios.push(s / o);
                     println!(
-                        "{b:<18} {:>12.2} {:>12.2} {:>7.2}x",
+                        "{b:<18} {:>12.3} {:>12.3} {:>7.2}x",
                         o * 1e3,
                         s * 1e3,
                         s / o
@@ -202,9 +202,10 @@ pub fn run(opts: &Options) -> Result<()> {
         }
         if !ratios.is_empty() {
             println!(
-                "geometric mean: ours is {:.2}x the stock {} ({} benchmarks; >1 = faster)",
-                geometric_mean(&ratios),
+                "geometric mean: ours ({}) is {:.2}x the stock {} ({} benchmarks; >1 = faster)",
                 a.version,
+                geometric_mean(&ratios),
+                stock.display(),
                 ratios.len()
             );
         }

@@ -46,6 +46,11 @@ pub struct Built {
 
 const OMITTED_FILE: &str = "omitted-modules.json";
 
+/// The step after `make install` that is ours, not CPython's build: the
+/// orchestration overhead line counts it.
+pub const POST_INSTALL_STEP: &str =
+    "debug info, config for users' compilers, build paths, timestamps";
+
 pub fn install_prefix(recipe: &CpythonRecipe) -> String {
     format!("/opt/tlsforge/cpython-{}", recipe.version)
 }
@@ -106,10 +111,11 @@ fn strips_after_install(tc: &Toolchain) -> bool {
 /// Debug info out of every ELF executable and shared object (it names the
 /// build's directories); the symbol table stays.
 fn strip_debug_info(root: &Path) -> Result<()> {
-    for path in crate::validate::elf_files(root)? {
-        if path.extension().is_some_and(|e| e == "o" || e == "a") {
-            continue;
-        }
+    let files: Vec<PathBuf> = crate::validate::elf_files(root)?
+        .into_iter()
+        .filter(|p| !p.extension().is_some_and(|e| e == "o" || e == "a"))
+        .collect();
+    crate::util::par_map(&files, |path| {
         let out = Command::new("objcopy")
             .arg("--strip-debug")
             .arg(&path)
@@ -122,7 +128,8 @@ fn strip_debug_info(root: &Path) -> Result<()> {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-    }
+        Ok(())
+    })?;
     Ok(())
 }
 
@@ -313,10 +320,7 @@ pub fn build(
         recipe.is_python2(),
         &python_for_bytecode(&staged_root, recipe, tc, build_python)?,
     )?;
-    steps.push((
-        "debug info, config for users' compilers, build paths, timestamps".to_string(),
-        started.elapsed(),
-    ));
+    steps.push((POST_INSTALL_STEP.to_string(), started.elapsed()));
     fs::write(
         staged.join(OMITTED_FILE),
         serde_json::to_vec_pretty(&omitted)?,

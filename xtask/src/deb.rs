@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::recipes::Toolchain;
-use crate::util::copy_tree;
+use crate::util::link_tree;
 
 fn debian_arch(tc: &Toolchain) -> Option<&'static str> {
     match tc.arch.as_str() {
@@ -87,12 +87,14 @@ pub fn build(
     dest: &Path,
 ) -> Result<PathBuf> {
     let arch = debian_arch(tc).context("no Debian architecture for this target")?;
-    let work = tempfile::tempdir()?;
+    // Staged beside the build as hard links (dpkg-deb only reads them).
+    let work =
+        crate::cache::tempdir_in(root.parent().context("the installed tree has no parent")?)?;
     let stage = work.path().join("stage");
     let target = stage.join(prefix.trim_start_matches('/'));
     fs::create_dir_all(target.parent().unwrap())?;
-    copy_tree(root, &target)?;
-    let _ = fs::remove_file(target.join(crate::util::COMPLETE_MARKER));
+    link_tree(root, &target)?;
+    fs::remove_file(target.join(crate::util::COMPLETE_MARKER)).ok();
     fs::create_dir_all(stage.join("DEBIAN"))?;
     let depends = max_glibc
         .map(|g| format!("Depends: libc6 (>= {g})\n"))
@@ -105,10 +107,7 @@ pub fn build(
     );
     fs::write(stage.join("DEBIAN/control"), control)?;
     let deb = path_for(dest, version, label, tc).context("no .deb for this target")?;
-    let tmp_deb = dest.join(format!(
-        ".{}.tmp",
-        deb.file_name().unwrap().to_string_lossy()
-    ));
+    let tmp_deb = crate::cache::tempfile_in(dest)?.into_temp_path();
     let out = Command::new("dpkg-deb")
         .args(["--root-owner-group", "-Zgzip", "-z6", "--build"])
         .arg(&stage)
@@ -120,9 +119,9 @@ pub fn build(
         .output()
         .context("running dpkg-deb")?;
     if !out.status.success() {
-        let _ = fs::remove_file(&tmp_deb);
         bail!("dpkg-deb failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    fs::rename(&tmp_deb, &deb)?;
+    tmp_deb.persist(&deb)?;
+    fs::set_permissions(&deb, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
     Ok(deb)
 }

@@ -150,7 +150,8 @@ pub fn run(opts: &Options, req: &Request) -> Result<()> {
         }
         fs::rename(&patched, &tree)?;
         let rewrites = reproducible::rewrites(&cache.root, &dir);
-        let Configure { command, path } = cpython::configure_command(&inputs, &plan, &tree, &rewrites)?;
+        let Configure { command, path } =
+            cpython::configure_command(&inputs, &plan, &tree, &rewrites)?;
         if path.is_some() {
             bail!("internal: a native dev build needs no build-Python");
         }

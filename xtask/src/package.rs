@@ -68,49 +68,28 @@ impl Contents<'_> {
 }
 
 /// Stripped copies (symbol tables removed) of every executable and shared
-/// object under `root`, written into `dir` by `strip`, two at a time.
+/// object under `root`, written into `dir` by `strip`, one per CPU at a time.
 pub fn stripped_copies(root: &Path, dir: &Path, strip: &str) -> Result<BTreeMap<PathBuf, PathBuf>> {
     let files: Vec<PathBuf> = crate::validate::elf_files(root)?
         .into_iter()
         .filter(|p| !p.extension().is_some_and(|e| e == "o" || e == "a"))
         .collect();
-    let jobs = crate::pipeline::jobs_default().max(1);
-    let chunks: Vec<Vec<PathBuf>> = (0..jobs)
-        .map(|i| files.iter().skip(i).step_by(jobs).cloned().collect())
-        .collect();
-    let results: Vec<Result<Vec<(PathBuf, PathBuf)>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .iter()
-            .map(|chunk| {
-                scope.spawn(move || -> Result<Vec<(PathBuf, PathBuf)>> {
-                    let mut out = Vec::new();
-                    for file in chunk {
-                        let rel = file.strip_prefix(root)?.to_path_buf();
-                        let copy =
-                            dir.join(crate::util::sha256_bytes(rel.to_string_lossy().as_bytes()));
-                        let status = std::process::Command::new(strip)
-                            .arg("--strip-all")
-                            .arg("-o")
-                            .arg(&copy)
-                            .arg(file)
-                            .status()
-                            .with_context(|| format!("running {strip}"))?;
-                        if !status.success() {
-                            anyhow::bail!("{strip} --strip-all {} failed", file.display());
-                        }
-                        out.push((rel, copy));
-                    }
-                    Ok(out)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let mut map = BTreeMap::new();
-    for r in results {
-        map.extend(r?);
-    }
-    Ok(map)
+    let pairs = crate::util::par_map(&files, |file| {
+        let rel = file.strip_prefix(root)?.to_path_buf();
+        let copy = dir.join(crate::util::sha256_bytes(rel.to_string_lossy().as_bytes()));
+        let status = std::process::Command::new(strip)
+            .arg("--strip-all")
+            .arg("-o")
+            .arg(&copy)
+            .arg(file)
+            .status()
+            .with_context(|| format!("running {strip}"))?;
+        if !status.success() {
+            anyhow::bail!("{strip} --strip-all {} failed", file.display());
+        }
+        Ok((rel, copy))
+    })?;
+    Ok(pairs.into_iter().collect())
 }
 
 /// Every path under `root`, relative, sorted, directories before contents.

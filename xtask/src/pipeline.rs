@@ -420,6 +420,7 @@ fn build_one(
         );
         return Ok(artifact);
     }
+    let ours_from = Instant::now();
     let report = t.stage(format!("cpython {v}: validate"), || {
         let report = validate::check_tree(&built.root, tc)?;
         if report
@@ -517,28 +518,60 @@ fn build_one(
     );
     m.insert("smoke_test".into(), smoke.unwrap_or(json!(null)));
     t.stage(format!("cpython {v}: package"), || {
-        package::write_flavours(
-            &built.root,
-            &recipes.packaging,
-            &archives,
-            &manifest,
-            cache,
-            tc,
-        )?;
-        if crate::deb::available(tc) {
-            crate::deb::build(
+        // (the .deb's compression beside the archives')
+        std::thread::scope(|scope| -> Result<((), bool)> {
+            let deb = crate::deb::available(tc).then(|| {
+                scope.spawn(|| {
+                    crate::deb::build(
+                        &built.root,
+                        &built.prefix,
+                        v,
+                        &label,
+                        tc,
+                        report.max_glibc.as_deref(),
+                        &dist,
+                    )
+                })
+            });
+            package::write_flavours(
                 &built.root,
-                &built.prefix,
-                v,
-                &label,
+                &recipes.packaging,
+                &archives,
+                &manifest,
+                cache,
                 tc,
-                report.max_glibc.as_deref(),
-                &dist,
             )?;
-        }
-        Ok(((), false))
+            if let Some(deb) = deb {
+                deb.join()
+                    .map_err(|_| anyhow::anyhow!("the .deb writer panicked"))??;
+            }
+            Ok(((), false))
+        })
     })?;
+    if !built.cache_hit {
+        report_overhead(v, &built.steps, ours_from.elapsed());
+    }
     Ok(artifact)
+}
+
+/// Our own time next to the configure/make/install it drove: the
+/// post-install step plus validation, smoke test and packaging.
+fn report_overhead(
+    v: &str,
+    steps: &[(String, std::time::Duration)],
+    after_install: std::time::Duration,
+) {
+    let (ours, driven): (Vec<_>, Vec<_>) = steps
+        .iter()
+        .partition(|(name, _)| name == cpython::POST_INSTALL_STEP);
+    let ours = ours.iter().map(|(_, d)| *d).sum::<std::time::Duration>() + after_install;
+    let driven: std::time::Duration = driven.iter().map(|(_, d)| *d).sum();
+    eprintln!(
+        "  cpython {v}: orchestration overhead {:.1}s = {:.1}% of the {:.1}s configure/make/install it drove",
+        ours.as_secs_f64(),
+        100.0 * ours.as_secs_f64() / driven.as_secs_f64().max(0.001),
+        driven.as_secs_f64()
+    );
 }
 
 /// Every word of the files that name this CPython's extension modules

@@ -61,51 +61,56 @@ pub fn export_source_date_epoch() {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+    !needle.is_empty() && memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// Rewrites build paths in every text file under `root` (a file without NUL
 /// bytes); returns the files changed.
 pub fn scrub_text_files(root: &Path, rewrites: &[(String, String)]) -> Result<Vec<PathBuf>> {
-    let mut changed = Vec::new();
-    for path in files_under(root, false)? {
-        let bytes = fs::read(&path)?;
-        if bytes.contains(&0) || !rewrites.iter().any(|(f, _)| contains(&bytes, f.as_bytes())) {
-            continue;
-        }
-        let mut text = String::from_utf8_lossy(&bytes).into_owned();
-        for (from, to) in rewrites {
-            text = text.replace(from.as_str(), to);
-        }
-        let mode = fs::metadata(&path)?.permissions();
-        fs::write(&path, text)?;
-        fs::set_permissions(&path, mode)?;
-        changed.push(path);
+    let files = files_under(root, false)?;
+    let changed = crate::util::par_map(&files, |path| scrub_one(path, rewrites))?;
+    Ok(changed.into_iter().flatten().collect())
+}
+
+fn scrub_one(path: &Path, rewrites: &[(String, String)]) -> Result<Option<PathBuf>> {
+    let bytes = fs::read(path)?;
+    if bytes.contains(&0) || !rewrites.iter().any(|(f, _)| contains(&bytes, f.as_bytes())) {
+        return Ok(None);
     }
-    Ok(changed)
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    for (from, to) in rewrites {
+        text = text.replace(from.as_str(), to);
+    }
+    let mode = fs::metadata(path)?.permissions();
+    fs::write(path, text)?;
+    fs::set_permissions(path, mode)?;
+    Ok(Some(path.to_path_buf()))
 }
 
 /// Files under `root` that still contain one of `needles`, e.g. a build
 /// directory that no rewrite can reach inside a binary.
 pub fn files_containing(root: &Path, needles: &[String]) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for path in files_under(root, false)? {
-        let bytes = fs::read(&path)?;
-        if let Some(n) = needles.iter().find(|n| contains(&bytes, n.as_bytes())) {
-            out.push(format!(
-                "{} embeds the build path {n} (in {:?})",
-                path.strip_prefix(root).unwrap_or(&path).display(),
-                string_around(&bytes, n.as_bytes())
-            ));
-        }
-    }
-    Ok(out)
+    let files = files_under(root, false)?;
+    let found = crate::util::par_map(&files, |path| {
+        let bytes = fs::read(path)?;
+        Ok(needles
+            .iter()
+            .find(|n| contains(&bytes, n.as_bytes()))
+            .map(|n| {
+                format!(
+                    "{} embeds the build path {n} (in {:?})",
+                    path.strip_prefix(root).unwrap_or(path).display(),
+                    string_around(&bytes, n.as_bytes())
+                )
+            }))
+    })?;
+    Ok(found.into_iter().flatten().collect())
 }
 
 /// The printable run of bytes around the first `needle`, to show which
 /// string carries the path (a DWARF name, a linker record, a config value).
 fn string_around(bytes: &[u8], needle: &[u8]) -> String {
-    let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) else {
+    let Some(at) = memchr::memmem::find(bytes, needle) else {
         return String::new();
     };
     let printable = |b: &u8| (0x20..0x7f).contains(b);

@@ -274,10 +274,52 @@ impl Timings {
     }
 }
 
+/// `f` over `items` on every CPU (work shared through one counter), the
+/// results in the items' order; the first error wins.
+pub fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let workers = crate::pipeline::jobs_default().clamp(1, items.len().max(1));
+    let mut done: Vec<(usize, Result<R>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        out.push((i, f(item)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a worker thread panicked"))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Copies a directory tree, keeping symlinks as symlinks and file modes.
 pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    cp("-a", src, dst)
+}
+
+/// The tree again with every file a hard link (same file system; for
+/// readers only, such as dpkg-deb).
+pub fn link_tree(src: &Path, dst: &Path) -> Result<()> {
+    cp("-al", src, dst)
+}
+
+fn cp(flags: &str, src: &Path, dst: &Path) -> Result<()> {
     let status = Command::new("cp")
-        .arg("-a")
+        .arg(flags)
         .arg(src)
         .arg(dst)
         .status()
