@@ -8,12 +8,9 @@ use anyhow::{Context, Result};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::recipes::Toolchain;
-use crate::util::{
-    commit_dir, is_complete, mark_complete, run_logged, workspace_root, Cache, KeyBuilder,
-};
+use crate::util::{workspace_root, Cache, KeyBuilder};
 
 pub struct Compilers {
     /// The C compiler for OpenSSL and the deps. A bare name where possible:
@@ -146,48 +143,7 @@ fn prepend_to_path(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Installs the pinned ziglang wheel (pip, `--require-hashes`: a wheel whose
-/// digest is not in requirements.txt is refused) into the cache, once.
+/// Installs the pinned ziglang wheel into the cache, once.
 fn install_zig(cache: &Cache, requirements: &Path) -> Result<PathBuf> {
-    let text =
-        fs::read(requirements).with_context(|| format!("reading {}", requirements.display()))?;
-    let tools = cache.dir("tools")?;
-    let dir = tools.join(format!(
-        "ziglang-{}",
-        KeyBuilder::new("ziglang")
-            .add("requirements", &text)
-            .finish()
-    ));
-    let zig = dir.join("ziglang/zig");
-    let _lock = crate::util::lock_build(&dir)?;
-    if is_complete(&dir) {
-        return Ok(zig);
-    }
-    crate::prereqs::ensure(&[("import pip", "python3-pip")])?;
-    let work = crate::cache::tempdir_in(&tools)?;
-    let out = work.path().join("out");
-    let mut pip = Command::new("python3");
-    pip.args(["-m", "pip", "install", "--require-hashes", "--no-deps"])
-        .args([
-            "--only-binary=:all:",
-            "--disable-pip-version-check",
-            "--target",
-        ])
-        .arg(&out)
-        .arg("-r")
-        .arg(requirements);
-    run_logged(
-        pip,
-        "installing zig (PyPI ziglang, pinned digest)",
-        &cache.log_path("ziglang")?,
-    )?;
-    if !out.join("ziglang/zig").is_file() {
-        anyhow::bail!(
-            "the ziglang wheel installed no ziglang/zig; see {}",
-            cache.log_path("ziglang")?.display()
-        );
-    }
-    mark_complete(&out)?;
-    commit_dir(&out, &dir)?;
-    Ok(zig)
+    Ok(crate::prereqs::pinned_wheel(cache, "ziglang", requirements, "ziglang/zig")?.join("ziglang/zig"))
 }

@@ -33,6 +33,7 @@ mod sysconfig;
 mod testing;
 mod universal;
 mod util;
+mod uv;
 mod validate;
 mod wheels;
 mod workflow;
@@ -154,6 +155,12 @@ enum Cmd {
         #[command(subcommand)]
         action: CacheAction,
     },
+    /// Write dist/download-metadata.json (uv's `--python-downloads-json-url` format) for the 3.x archives in dist/.
+    DownloadMetadata {
+        /// Where the archives will be published (default: their file:// paths here).
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+    },
     /// Write .github/workflows/release.yml from toolchains/.
     CiWorkflow,
     /// Show CPython versions, targets and OpenSSL choices and where they come from.
@@ -255,6 +262,11 @@ fn run(cli: Cli) -> Result<()> {
                     older_than.map(|d| std::time::Duration::from_secs(d * 86400)),
                 ),
             }
+        }
+        Cmd::DownloadMetadata { base_url } => {
+            let (path, n) = uv::write_metadata(&pipeline::dist_dir()?, base_url.as_deref())?;
+            println!("wrote {} ({n} archives)", path.display());
+            Ok(())
         }
         Cmd::CiWorkflow => {
             println!("wrote {}", workflow::write()?.display());

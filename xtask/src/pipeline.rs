@@ -132,7 +132,7 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
         }
         let dist = dist_dir()?;
         if !crate::universal::package_all(&by_target, &dist)?.is_empty() {
-            package::write_sha256sums(&dist)?;
+            write_indexes(&dist)?;
         }
         return Ok(by_target.into_iter().map(|(_, a)| a).collect());
     }
@@ -219,7 +219,7 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
     // Re-hashing every archive in dist/ is only needed when one changed.
     let dist = dist_dir()?;
     if !t.all_cached() || !dist.join("SHA256SUMS").exists() {
-        package::write_sha256sums(&dist)?;
+        write_indexes(&dist)?;
     }
     let wall = start.elapsed().as_secs_f64();
     if t.all_cached() {
@@ -299,6 +299,13 @@ pub fn prepare_target(
         openssl: ossl,
         deps,
     })
+}
+
+/// SHA256SUMS and uv's download metadata, from what dist/ holds.
+fn write_indexes(dist: &std::path::Path) -> Result<()> {
+    package::write_sha256sums(dist)?;
+    crate::uv::write_metadata(dist, None)?;
+    Ok(())
 }
 
 fn guard_cached<T>(opts: &Options, r: Result<(T, bool)>) -> Result<(T, bool)> {

@@ -95,3 +95,45 @@ pub fn is_root() -> bool {
         .output()
         .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
+
+/// Installs the wheels of a requirements file (pip, `--require-hashes`: a
+/// wheel whose digest is not in the file is refused) into
+/// `cache/tools/<name>-<key of the file>`, once; returns that directory.
+/// `expect` names a file the wheel must have installed.
+pub fn pinned_wheel(
+    cache: &crate::util::Cache,
+    name: &str,
+    requirements: &std::path::Path,
+    expect: &str,
+) -> Result<std::path::PathBuf> {
+    use crate::util::{commit_dir, is_complete, mark_complete, run_logged, KeyBuilder};
+    use anyhow::Context;
+    let text = std::fs::read(requirements)
+        .with_context(|| format!("reading {}", requirements.display()))?;
+    let tools = cache.dir("tools")?;
+    let dir = tools.join(format!(
+        "{name}-{}",
+        KeyBuilder::new(name).add("requirements", &text).finish()
+    ));
+    let _lock = crate::util::lock_build(&dir)?;
+    if is_complete(&dir) {
+        return Ok(dir);
+    }
+    ensure(&[("import pip", "python3-pip")])?;
+    let work = crate::cache::tempdir_in(&tools)?;
+    let out = work.path().join("out");
+    let mut pip = Command::new("python3");
+    pip.args(["-m", "pip", "install", "--require-hashes", "--no-deps"])
+        .args(["--only-binary=:all:", "--disable-pip-version-check", "--target"])
+        .arg(&out)
+        .arg("-r")
+        .arg(requirements);
+    let log = cache.log_path(name)?;
+    run_logged(pip, &format!("installing {name} (pinned digest)"), &log)?;
+    if !out.join(expect).is_file() {
+        bail!("the {name} wheel installed no {expect}; see {}", log.display());
+    }
+    mark_complete(&out)?;
+    commit_dir(&out, &dir)?;
+    Ok(dir)
+}

@@ -544,6 +544,27 @@ pub fn test(opts: &Options) -> Result<()> {
         }
     }
 
+    // 5b. uv installs our 3.x archives from dist/download-metadata.json.
+    if tc.runs_here() && tc.triple.contains("-linux-gnu") {
+        let t = Instant::now();
+        let versions: Vec<&str> = interpreters
+            .iter()
+            .filter(|(a, _)| !a.python2)
+            .map(|(a, _)| a.version.as_str())
+            .collect();
+        let r = crate::uv::check(
+            &crate::util::Cache::from_env()?,
+            &crate::pipeline::dist_dir()?,
+            &versions,
+            tmp.path(),
+        );
+        tally.add(
+            format!("uv 0.13.0 from dist/download-metadata.json ({:.0}s)", t.elapsed().as_secs_f64()),
+            r.is_ok(),
+            r.unwrap_or_else(|e| format!("{e:#}")),
+        );
+    }
+
     // 6. CPython's whole test suite, from each version's full archive.
     if full_exes.len() != interpreters.len() {
         tally.add(

@@ -1,0 +1,198 @@
+//! uv installs our interpreters: `dist/download-metadata.json` lists every
+//! 3.x `install_only` archive in dist/ in the format of uv's
+//! `--python-downloads-json-url` (uv has no Python 2: a 2.7 user unpacks
+//! the archive or installs the .deb). `cargo xtask test` installs a pinned
+//! uv and checks that it installs, runs and makes a venv from that file.
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Map, Value};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::{sha256_file, workspace_root, Cache};
+
+pub const METADATA_FILE: &str = "download-metadata.json";
+const FLAVOUR: &str = "install_only";
+
+/// uv's names for a target triple's (arch family, os, libc).
+fn uv_platform(triple: &str) -> Result<(String, &'static str, &'static str)> {
+    let arch = triple.split('-').next().unwrap_or_default().to_string();
+    let (os, libc) = if triple.contains("-linux-") {
+        ("linux", if triple.ends_with("musl") { "musl" } else { "gnu" })
+    } else if triple.contains("-apple-darwin") {
+        ("darwin", "none")
+    } else {
+        bail!("no uv platform for target {triple}")
+    };
+    Ok((arch, os, libc))
+}
+
+/// Writes `dist/download-metadata.json` from the archives' manifests; the
+/// `url` of each is `<base_url>/<archive>` or, without a base URL, the
+/// archive's `file://` path. Returns the file and how many entries it has.
+pub fn write_metadata(dist: &Path, base_url: Option<&str>) -> Result<(PathBuf, usize)> {
+    let mut entries = Map::new();
+    let mut names: Vec<PathBuf> = fs::read_dir(dist)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    names.sort();
+    for archive in names {
+        let file = archive.file_name().unwrap().to_string_lossy().to_string();
+        let Some(stem) = file.strip_suffix(".tar.gz") else {
+            continue;
+        };
+        if !stem.ends_with(&format!("-{FLAVOUR}")) {
+            continue;
+        }
+        let manifest_path = archive.with_file_name(format!("{stem}.json"));
+        let manifest: Value = serde_json::from_slice(
+            &fs::read(&manifest_path)
+                .with_context(|| format!("reading {}", manifest_path.display()))?,
+        )?;
+        let version = manifest["python_version"].as_str().unwrap_or_default();
+        let parts: Vec<u64> = version.split('.').filter_map(|p| p.parse().ok()).collect();
+        let [major, minor, patch] = parts[..] else {
+            bail!("{}: python_version {version:?} is not X.Y.Z", manifest_path.display());
+        };
+        if major < 3 {
+            continue;
+        }
+        let triple = manifest["target_triple"].as_str().unwrap_or_default();
+        let (arch, os, libc) = uv_platform(triple)?;
+        let url = match base_url {
+            Some(base) => format!("{}/{file}", base.trim_end_matches('/')),
+            None => format!("file://{}", std::path::absolute(&archive)?.display()),
+        };
+        entries.insert(
+            format!("cpython-{version}-{os}-{arch}-{libc}"),
+            json!({
+                "name": "cpython",
+                "arch": {"family": arch, "variant": null},
+                "os": os,
+                "libc": libc,
+                "major": major,
+                "minor": minor,
+                "patch": patch,
+                "prerelease": "",
+                "url": url,
+                "sha256": sha256_file(&archive)?,
+                "variant": null,
+                "build": "tlsforge",
+            }),
+        );
+    }
+    let path = dist.join(METADATA_FILE);
+    let tmp = crate::cache::tempfile_in(dist)?;
+    fs::write(tmp.path(), serde_json::to_vec_pretty(&Value::Object(entries.clone()))?)?;
+    tmp.persist(&path)?;
+    Ok((path, entries.len()))
+}
+
+/// What `cargo xtask test` checks: a pinned uv installs each 3.x archive
+/// from the metadata file into a scratch directory, `uv run` prints its
+/// OpenSSL, and `uv venv` makes a venv whose python imports ssl.
+pub fn check(cache: &Cache, dist: &Path, versions: &[&str], scratch: &Path) -> Result<String> {
+    let uv_dir = crate::prereqs::pinned_wheel(
+        cache,
+        "uv",
+        &workspace_root().join("recipes/tests/uv.txt"),
+        "bin/uv",
+    )?;
+    let uv = uv_dir.join("bin/uv");
+    let (metadata, n) = write_metadata(dist, None)?;
+    let home = scratch.join("uv");
+    let uv_cmd = |args: &[&str]| {
+        let mut c = Command::new(&uv);
+        c.args(args)
+            .env("UV_PYTHON_INSTALL_DIR", home.join("pythons"))
+            .env("UV_PYTHON_BIN_DIR", home.join("bin"))
+            .env("UV_CACHE_DIR", home.join("cache"))
+            .env("UV_NO_CONFIG", "1")
+            .env_remove("VIRTUAL_ENV")
+            .current_dir(scratch);
+        c
+    };
+    let run = |args: &[&str], downloads: &str| -> Result<String> {
+        let out = uv_cmd(args)
+            .env("UV_PYTHON_DOWNLOADS", downloads)
+            .output()
+            .with_context(|| format!("running {}", uv.display()))?;
+        if !out.status.success() {
+            bail!(
+                "uv {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let mut said = vec![format!("{n} entries in {}", metadata.display())];
+    for &v in versions {
+        let json_url = metadata.display().to_string();
+        run(
+            &["python", "install", "--python-downloads-json-url", &json_url, v],
+            "manual",
+        )?;
+        let openssl = run(
+            &[
+                "run",
+                "--no-project",
+                "--python",
+                v,
+                "python",
+                "-c",
+                "import ssl; print(ssl.OPENSSL_VERSION)",
+            ],
+            "never",
+        )?;
+        if !openssl.starts_with("OpenSSL 4.") && !openssl.starts_with("OpenSSL 3.5") {
+            bail!("uv run --python {v} printed {openssl:?}, not our OpenSSL");
+        }
+        let venv = home.join(format!("venv-{v}"));
+        let venv_s = venv.display().to_string();
+        run(&["venv", "--python", v, &venv_s], "never")?;
+        let in_venv = Command::new(venv.join("bin/python"))
+            .args(["-c", "import ssl, sys; print(sys.prefix != sys.base_prefix, ssl.OPENSSL_VERSION)"])
+            .output()?;
+        let in_venv = String::from_utf8_lossy(&in_venv.stdout).trim().to_string();
+        if !in_venv.starts_with("True OpenSSL") {
+            bail!("the uv venv of {v} answered {in_venv:?}");
+        }
+        said.push(format!("{v}: uv python install, `uv run` prints {openssl}, uv venv works"));
+    }
+    Ok(said.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_lists_3x_install_only_archives_in_uvs_format() {
+        let d = tempfile::tempdir().unwrap();
+        for (v, flavour) in [("3.13.15", "install_only"), ("3.13.15", "full"), ("2.7.18", "install_only")] {
+            let stem = format!("cpython-{v}+tlsforge-x86_64-unknown-linux-gnu-{flavour}");
+            fs::write(d.path().join(format!("{stem}.tar.gz")), format!("{v} {flavour}")).unwrap();
+            fs::write(
+                d.path().join(format!("{stem}.json")),
+                json!({"python_version": v, "target_triple": "x86_64-unknown-linux-gnu"}).to_string(),
+            )
+            .unwrap();
+        }
+        let (path, n) = write_metadata(d.path(), Some("https://mirror.example/tlsforge/")).unwrap();
+        assert_eq!(n, 1, "2.7 (uv has no Python 2) and the full flavour are left out");
+        let m: Value = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
+        let e = &m["cpython-3.13.15-linux-x86_64-gnu"];
+        assert_eq!(e["minor"], 13);
+        assert_eq!(e["patch"], 15);
+        assert_eq!(e["libc"], "gnu");
+        assert_eq!(
+            e["url"],
+            "https://mirror.example/tlsforge/cpython-3.13.15+tlsforge-x86_64-unknown-linux-gnu-install_only.tar.gz"
+        );
+        assert_eq!(e["sha256"], crate::util::sha256_bytes(b"3.13.15 install_only"));
+        assert!(uv_platform("aarch64-apple-darwin").unwrap() == ("aarch64".into(), "darwin", "none"));
+        assert!(uv_platform("wasm32-wasi").is_err());
+    }
+}
