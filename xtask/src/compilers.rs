@@ -145,5 +145,8 @@ fn prepend_to_path(dir: &Path) -> Result<()> {
 
 /// Installs the pinned ziglang wheel into the cache, once.
 fn install_zig(cache: &Cache, requirements: &Path) -> Result<PathBuf> {
-    Ok(crate::prereqs::pinned_wheel(cache, "ziglang", requirements, "ziglang/zig")?.join("ziglang/zig"))
+    Ok(
+        crate::prereqs::pinned_wheel(cache, "ziglang", requirements, "ziglang/zig")?
+            .join("ziglang/zig"),
+    )
 }

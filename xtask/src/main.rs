@@ -27,6 +27,7 @@ mod recipes;
 mod regrtest;
 mod repro;
 mod reproducible;
+mod rpm;
 mod sbom;
 mod source;
 mod sysconfig;

@@ -277,6 +277,7 @@ pub fn write_sha256sums(dist: &Path) -> Result<()> {
         let n = p.file_name().unwrap().to_string_lossy().to_string();
         if n.ends_with(".tar.gz")
             || n.ends_with(".deb")
+            || n.ends_with(".rpm")
             || (n.starts_with("cpython-") && n.ends_with(".json"))
         {
             sums.insert(n, sha256_file(&p)?);

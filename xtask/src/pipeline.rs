@@ -73,6 +73,8 @@ pub struct Artifact {
     pub root: PathBuf,
     /// The Debian package, for Linux targets dpkg-deb can package.
     pub deb: Option<PathBuf>,
+    /// The RPM package, where rpmbuild exists.
+    pub rpm: Option<PathBuf>,
     /// The configured prefix, where the `.deb` installs it.
     pub prefix: String,
 }
@@ -407,6 +409,9 @@ fn build_one(
         deb: crate::deb::available(tc)
             .then(|| crate::deb::path_for(&dist, v, &label, tc))
             .flatten(),
+        rpm: crate::rpm::available(tc)
+            .then(|| crate::rpm::path_for(&dist, v, &label, tc))
+            .flatten(),
         prefix: built.prefix.clone(),
     };
     // Two xtask runs packaging the same artifact take turns.
@@ -419,6 +424,9 @@ fn build_one(
     if archives
         .iter()
         .all(|(_, a)| a.exists() && already_packaged(&package::manifest_path(a), &built.key))
+        && [&artifact.deb, &artifact.rpm]
+            .iter()
+            .all(|p| p.as_ref().is_none_or(|p| p.exists()))
     {
         t.record(
             format!("cpython {v}: validate + package"),
@@ -524,6 +532,20 @@ fn build_one(
             .collect::<Vec<_>>()),
     );
     m.insert("smoke_test".into(), smoke.unwrap_or(json!(null)));
+    let licenses: Vec<String> = manifest["licenses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str().map(str::to_string))
+        .collect();
+    let rpm_meta = crate::rpm::Meta {
+        version: v,
+        label: &label,
+        prefix: &built.prefix,
+        licenses: &licenses,
+        openssl: &ossl.recipe.version,
+        max_glibc: report.max_glibc.as_deref(),
+    };
     t.stage(format!("cpython {v}: package"), || {
         // (the .deb's compression beside the archives')
         std::thread::scope(|scope| -> Result<((), bool)> {
@@ -540,6 +562,8 @@ fn build_one(
                     )
                 })
             });
+            let rpm = crate::rpm::available(tc)
+                .then(|| scope.spawn(|| crate::rpm::build(&built.root, &rpm_meta, tc, &dist)));
             package::write_flavours(
                 &built.root,
                 &recipes.packaging,
@@ -551,6 +575,10 @@ fn build_one(
             if let Some(deb) = deb {
                 deb.join()
                     .map_err(|_| anyhow::anyhow!("the .deb writer panicked"))??;
+            }
+            if let Some(rpm) = rpm {
+                rpm.join()
+                    .map_err(|_| anyhow::anyhow!("the .rpm writer panicked"))??;
             }
             Ok(((), false))
         })

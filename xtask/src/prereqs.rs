@@ -21,6 +21,8 @@ const BUILD_TOOLS: &[(&str, &str)] = &[
     ("libtoolize", "libtool"),
     // libffi's configure.ac uses LT_SYS_SYMBOL_USCORE from ltdl.m4.
     ("/usr/share/aclocal/ltdl.m4", "libltdl-dev"),
+    // The .rpm of each Linux artifact (rpm.rs).
+    ("rpmbuild", "rpm"),
 ];
 
 /// What the tests need besides the build tools: the conformance harness links
@@ -124,14 +126,21 @@ pub fn pinned_wheel(
     let out = work.path().join("out");
     let mut pip = Command::new("python3");
     pip.args(["-m", "pip", "install", "--require-hashes", "--no-deps"])
-        .args(["--only-binary=:all:", "--disable-pip-version-check", "--target"])
+        .args([
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "--target",
+        ])
         .arg(&out)
         .arg("-r")
         .arg(requirements);
     let log = cache.log_path(name)?;
     run_logged(pip, &format!("installing {name} (pinned digest)"), &log)?;
     if !out.join(expect).is_file() {
-        bail!("the {name} wheel installed no {expect}; see {}", log.display());
+        bail!(
+            "the {name} wheel installed no {expect}; see {}",
+            log.display()
+        );
     }
     mark_complete(&out)?;
     commit_dir(&out, &dir)?;

@@ -268,6 +268,59 @@ fn install_debs(
     Ok((installed, cols))
 }
 
+/// Installs each `.rpm` into its own scratch root (`rpm --root --nodeps`),
+/// checks `rpm -qip` and the installed interpreter's imports; returns what
+/// was checked and the interpreters as conformance columns.
+fn install_rpms(
+    interpreters: &[(Artifact, PathBuf)],
+    tc: &Toolchain,
+    scratch: &Path,
+) -> Result<(Vec<String>, Vec<(String, PathBuf)>)> {
+    let modules = Recipes::load()?.modules;
+    let mut said = Vec::new();
+    let mut cols = Vec::new();
+    for (a, _) in interpreters {
+        let rpm = a
+            .rpm
+            .as_ref()
+            .with_context(|| format!("no .rpm was built for CPython {}", a.version))?;
+        let info = crate::rpm::query(rpm)?;
+        for field in ["Name", "Version", "Release", "License", "Summary"] {
+            if !info.lines().any(|l| l.starts_with(field)) {
+                bail!("rpm -qip {} shows no {field}", rpm.display());
+            }
+        }
+        if !info.contains("linked in statically, built by tlsforge") {
+            bail!(
+                "rpm -qip --changelog {} shows no changelog entry",
+                rpm.display()
+            );
+        }
+        let root = crate::rpm::install_into(
+            rpm,
+            &scratch.join(format!("rpm-root-{}", a.version)),
+            &a.prefix,
+        )?;
+        let exe = crate::validate::python_exe(&root, a.python2);
+        let report = crate::validate::check_interpreter(
+            &exe,
+            a.python2,
+            &[],
+            &modules.required_for(a.python2, tc),
+            Some(&root),
+        )
+        .with_context(|| format!("the interpreter installed from {}", rpm.display()))?;
+        said.push(format!(
+            "{}: rpm -qip shows name, version, release, license, changelog; {} imports {} required modules",
+            rpm.file_name().unwrap().to_string_lossy(),
+            exe.strip_prefix(scratch).unwrap_or(&exe).display(),
+            report["imported"]
+        ));
+        cols.push((format!("tlsforge-{}-rpm", a.version), exe));
+    }
+    Ok((said, cols))
+}
+
 pub fn conform(opts: &Options, from_deb: bool) -> Result<()> {
     crate::prereqs::ensure(crate::prereqs::TEST_TOOLS)?;
     let tc = target_toolchain(opts)?;
@@ -522,6 +575,25 @@ pub fn test(opts: &Options) -> Result<()> {
         None
     };
 
+    // 3b. The .rpm of each, installed into a scratch root with rpm --root.
+    if tc.runs_here() && crate::rpm::available(&tc) {
+        let t = Instant::now();
+        match install_rpms(&interpreters, &tc, tmp.path()) {
+            Ok((said, rpm_cols)) => {
+                tally.add(
+                    format!(
+                        "install .rpms into a scratch root ({:.0}s)",
+                        t.elapsed().as_secs_f64()
+                    ),
+                    true,
+                    said.join("; "),
+                );
+                cols.extend(rpm_cols);
+            }
+            Err(e) => tally.add("install .rpms".into(), false, format!("{e:#}")),
+        }
+    }
+
     // 4. Real handshakes: the conformance suite on every interpreter at once.
     let t = Instant::now();
     let (ok, detail) = run_conformance(&cols, conformance_setup(&tc)?)?;
@@ -559,7 +631,10 @@ pub fn test(opts: &Options) -> Result<()> {
             tmp.path(),
         );
         tally.add(
-            format!("uv 0.13.0 from dist/download-metadata.json ({:.0}s)", t.elapsed().as_secs_f64()),
+            format!(
+                "uv 0.13.0 from dist/download-metadata.json ({:.0}s)",
+                t.elapsed().as_secs_f64()
+            ),
             r.is_ok(),
             r.unwrap_or_else(|e| format!("{e:#}")),
         );

@@ -19,7 +19,14 @@ const FLAVOUR: &str = "install_only";
 fn uv_platform(triple: &str) -> Result<(String, &'static str, &'static str)> {
     let arch = triple.split('-').next().unwrap_or_default().to_string();
     let (os, libc) = if triple.contains("-linux-") {
-        ("linux", if triple.ends_with("musl") { "musl" } else { "gnu" })
+        (
+            "linux",
+            if triple.ends_with("musl") {
+                "musl"
+            } else {
+                "gnu"
+            },
+        )
     } else if triple.contains("-apple-darwin") {
         ("darwin", "none")
     } else {
@@ -53,7 +60,10 @@ pub fn write_metadata(dist: &Path, base_url: Option<&str>) -> Result<(PathBuf, u
         let version = manifest["python_version"].as_str().unwrap_or_default();
         let parts: Vec<u64> = version.split('.').filter_map(|p| p.parse().ok()).collect();
         let [major, minor, patch] = parts[..] else {
-            bail!("{}: python_version {version:?} is not X.Y.Z", manifest_path.display());
+            bail!(
+                "{}: python_version {version:?} is not X.Y.Z",
+                manifest_path.display()
+            );
         };
         if major < 3 {
             continue;
@@ -84,7 +94,10 @@ pub fn write_metadata(dist: &Path, base_url: Option<&str>) -> Result<(PathBuf, u
     }
     let path = dist.join(METADATA_FILE);
     let tmp = crate::cache::tempfile_in(dist)?;
-    fs::write(tmp.path(), serde_json::to_vec_pretty(&Value::Object(entries.clone()))?)?;
+    fs::write(
+        tmp.path(),
+        serde_json::to_vec_pretty(&Value::Object(entries.clone()))?,
+    )?;
     tmp.persist(&path)?;
     Ok((path, entries.len()))
 }
@@ -131,7 +144,13 @@ pub fn check(cache: &Cache, dist: &Path, versions: &[&str], scratch: &Path) -> R
     for &v in versions {
         let json_url = metadata.display().to_string();
         run(
-            &["python", "install", "--python-downloads-json-url", &json_url, v],
+            &[
+                "python",
+                "install",
+                "--python-downloads-json-url",
+                &json_url,
+                v,
+            ],
             "manual",
         )?;
         let openssl = run(
@@ -153,13 +172,18 @@ pub fn check(cache: &Cache, dist: &Path, versions: &[&str], scratch: &Path) -> R
         let venv_s = venv.display().to_string();
         run(&["venv", "--python", v, &venv_s], "never")?;
         let in_venv = Command::new(venv.join("bin/python"))
-            .args(["-c", "import ssl, sys; print(sys.prefix != sys.base_prefix, ssl.OPENSSL_VERSION)"])
+            .args([
+                "-c",
+                "import ssl, sys; print(sys.prefix != sys.base_prefix, ssl.OPENSSL_VERSION)",
+            ])
             .output()?;
         let in_venv = String::from_utf8_lossy(&in_venv.stdout).trim().to_string();
         if !in_venv.starts_with("True OpenSSL") {
             bail!("the uv venv of {v} answered {in_venv:?}");
         }
-        said.push(format!("{v}: uv python install, `uv run` prints {openssl}, uv venv works"));
+        said.push(format!(
+            "{v}: uv python install, `uv run` prints {openssl}, uv venv works"
+        ));
     }
     Ok(said.join("; "))
 }
@@ -171,17 +195,29 @@ mod tests {
     #[test]
     fn metadata_lists_3x_install_only_archives_in_uvs_format() {
         let d = tempfile::tempdir().unwrap();
-        for (v, flavour) in [("3.13.15", "install_only"), ("3.13.15", "full"), ("2.7.18", "install_only")] {
+        for (v, flavour) in [
+            ("3.13.15", "install_only"),
+            ("3.13.15", "full"),
+            ("2.7.18", "install_only"),
+        ] {
             let stem = format!("cpython-{v}+tlsforge-x86_64-unknown-linux-gnu-{flavour}");
-            fs::write(d.path().join(format!("{stem}.tar.gz")), format!("{v} {flavour}")).unwrap();
+            fs::write(
+                d.path().join(format!("{stem}.tar.gz")),
+                format!("{v} {flavour}"),
+            )
+            .unwrap();
             fs::write(
                 d.path().join(format!("{stem}.json")),
-                json!({"python_version": v, "target_triple": "x86_64-unknown-linux-gnu"}).to_string(),
+                json!({"python_version": v, "target_triple": "x86_64-unknown-linux-gnu"})
+                    .to_string(),
             )
             .unwrap();
         }
         let (path, n) = write_metadata(d.path(), Some("https://mirror.example/tlsforge/")).unwrap();
-        assert_eq!(n, 1, "2.7 (uv has no Python 2) and the full flavour are left out");
+        assert_eq!(
+            n, 1,
+            "2.7 (uv has no Python 2) and the full flavour are left out"
+        );
         let m: Value = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
         let e = &m["cpython-3.13.15-linux-x86_64-gnu"];
         assert_eq!(e["minor"], 13);
@@ -191,8 +227,13 @@ mod tests {
             e["url"],
             "https://mirror.example/tlsforge/cpython-3.13.15+tlsforge-x86_64-unknown-linux-gnu-install_only.tar.gz"
         );
-        assert_eq!(e["sha256"], crate::util::sha256_bytes(b"3.13.15 install_only"));
-        assert!(uv_platform("aarch64-apple-darwin").unwrap() == ("aarch64".into(), "darwin", "none"));
+        assert_eq!(
+            e["sha256"],
+            crate::util::sha256_bytes(b"3.13.15 install_only")
+        );
+        assert!(
+            uv_platform("aarch64-apple-darwin").unwrap() == ("aarch64".into(), "darwin", "none")
+        );
         assert!(uv_platform("wasm32-wasi").is_err());
     }
 }
