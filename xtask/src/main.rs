@@ -6,6 +6,7 @@
 
 mod apt;
 mod bench;
+mod browser;
 mod cache;
 mod compilers;
 mod cpython;

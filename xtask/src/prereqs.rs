@@ -34,6 +34,8 @@ pub const TEST_TOOLS: &[(&str, &str)] = &[
     ("pkg-config", "pkg-config"),
     ("unshare", "util-linux"),
     ("import ensurepip", "python3-venv"),
+    // The conformance report rendered and screenshotted (browser.rs).
+    ("chromium", "chromium"),
 ];
 
 /// `what` is an absolute path, a Python import run by the system python3, or a command.

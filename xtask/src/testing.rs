@@ -596,11 +596,24 @@ pub fn test(opts: &Options) -> Result<()> {
 
     // 4. Real handshakes: the conformance suite on every interpreter at once.
     let t = Instant::now();
-    let (ok, detail) = run_conformance(&cols, conformance_setup(&tc)?)?;
+    let setup = conformance_setup(&tc)?;
+    let report_dir = setup.1.clone();
+    let (ok, detail) = run_conformance(&cols, setup)?;
     tally.add(
         format!("conformance suite ({:.0}s)", t.elapsed().as_secs_f64()),
         ok,
         detail,
+    );
+    // 4b. The report as a person sees it, in a browser.
+    let t = Instant::now();
+    let r = crate::browser::check_report(&report_dir);
+    tally.add(
+        format!(
+            "conformance report in headless Chromium ({:.0}s)",
+            t.elapsed().as_secs_f64()
+        ),
+        r.is_ok(),
+        r.unwrap_or_else(|e| format!("{e:#}")),
     );
 
     // 5. The artifacts where users run them: inside a Debian 11 root

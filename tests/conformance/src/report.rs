@@ -332,7 +332,7 @@ impl Report {
             self.not_servable(),
             self.wall_ms as f64 / 1000.0
         ));
-        h.push_str("<table><tr><th>interpreter</th><th>python</th><th>OpenSSL</th><th>mismatches</th><th>wall</th><th>ClientHello rating</th><th>pip</th></tr>\n");
+        h.push_str("<table id=interpreters><tr><th>interpreter</th><th>python</th><th>OpenSSL</th><th>mismatches</th><th>wall</th><th>ClientHello rating</th><th>pip</th></tr>\n");
         for i in &self.interpreters {
             let n = self
                 .results
@@ -353,12 +353,12 @@ impl Report {
             ));
         }
         h.push_str(
-            "</table>\n<h2>Matrix</h2>\n<table><tr><th>#</th><th>scenario</th><th>expect</th>",
+            "</table>\n<h2>Matrix</h2>\n<table id=matrix><tr><th>#</th><th>scenario</th><th>expect</th>",
         );
         for i in &self.interpreters {
             h.push_str(&format!(
-                "<th{}>{}{}</th>",
-                if i.reference { " class=ref" } else { "" },
+                "<th class=\"{}\">{}{}</th>",
+                if i.reference { "col ref" } else { "col" },
                 esc(&i.name),
                 if i.reference {
                     "<br><span class=small>reference</span>"
@@ -370,7 +370,7 @@ impl Report {
         h.push_str("</tr>\n");
         for c in &self.cases {
             h.push_str(&format!(
-                "<tr><td>{}</td><td>{}<br><span class=small>{}</span></td><td>{}</td>",
+                "<tr class=case><td>{}</td><td>{}<br><span class=small>{}</span></td><td>{}</td>",
                 esc(&c.id),
                 esc(&c.title),
                 esc(&c.origin),
