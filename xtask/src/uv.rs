@@ -13,6 +13,48 @@ use std::process::Command;
 use crate::util::{sha256_file, workspace_root, Cache};
 
 pub const METADATA_FILE: &str = "download-metadata.json";
+/// The package the conformance suite's index serves (tests/conformance/src/pip.rs).
+const PROBE_PACKAGE: &str = "tlsforge-probe-pkg";
+
+/// The conformance crate's HTTPS package index, running until dropped.
+struct Index {
+    child: std::process::Child,
+    url: String,
+    ca: PathBuf,
+}
+
+impl Index {
+    fn start(dir: &Path) -> Result<Index> {
+        use std::io::BufRead;
+        fs::create_dir_all(dir)?;
+        let ca = dir.join("index-ca.pem");
+        let mut child = crate::testing::conformance_bin("index")
+            .arg("--ca-out")
+            .arg(&ca)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .context("starting the conformance crate's index server")?;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
+        let port: u16 = line
+            .trim()
+            .parse()
+            .with_context(|| format!("the index server printed {line:?}, not its port"))?;
+        Ok(Index {
+            child,
+            url: format!("https://localhost:{port}/simple/"),
+            ca,
+        })
+    }
+}
+
+impl Drop for Index {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
 const FLAVOUR: &str = "install_only";
 
 /// uv's names for a target triple's (arch family, os, libc).
@@ -140,6 +182,7 @@ pub fn check(cache: &Cache, dist: &Path, versions: &[&str], scratch: &Path) -> R
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
+    let index = Index::start(&home)?;
     let mut said = vec![format!("{n} entries in {}", metadata.display())];
     for &v in versions {
         let json_url = metadata.display().to_string();
@@ -181,8 +224,37 @@ pub fn check(cache: &Cache, dist: &Path, versions: &[&str], scratch: &Path) -> R
         if !in_venv.starts_with("True OpenSSL") {
             bail!("the uv venv of {v} answered {in_venv:?}");
         }
+        // uv pip install from the HTTPS test index, trusting its CA
+        // through SSL_CERT_FILE, into that venv.
+        let venv_python = venv.join("bin/python").display().to_string();
+        let out = uv_cmd(&[
+            "pip",
+            "install",
+            "--python",
+            &venv_python,
+            "--index-url",
+            &index.url,
+            PROBE_PACKAGE,
+        ])
+        .env("SSL_CERT_FILE", &index.ca)
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .output()?;
+        if !out.status.success() {
+            bail!(
+                "uv pip install {PROBE_PACKAGE} from {} into the venv of {v} failed: {}",
+                index.url,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let imported = Command::new(&venv_python)
+            .args(["-c", "import tlsforge_probe_pkg as p; print(p.VALUE)"])
+            .output()?;
+        let imported = String::from_utf8_lossy(&imported.stdout).trim().to_string();
+        if imported != "tlsforge-ok" {
+            bail!("the package uv installed into the venv of {v} does not import: {imported:?}");
+        }
         said.push(format!(
-            "{v}: uv python install, `uv run` prints {openssl}, uv venv works"
+            "{v}: uv python install, `uv run` prints {openssl}, uv venv, uv pip install from the HTTPS test index (imported: {imported})"
         ));
     }
     Ok(said.join("; "))
