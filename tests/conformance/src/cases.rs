@@ -1,4 +1,4 @@
-//! The case catalogue: CONFORMANCE.md's table (1-53, "catalogue") plus cases the same contract
+//! The case catalogue: tests/conformance/CONFORMANCE.md's table (1-53, "catalogue") plus cases the same contract
 //! implies ("contract"). Expectation = newest CPython's default context, and no common-name
 //! fallback, ever.
 
