@@ -175,6 +175,19 @@ mod tests {
             );
         }
         assert!(y.contains("sha256sum"));
-        assert!(!y.contains("x86_64-pc-windows-msvc\n    name"));
+        // A target CI cannot build (no runner, unsupported, planned) gets no job.
+        let jobs = buildable(&r);
+        for t in r
+            .toolchains
+            .iter()
+            .filter(|t| !jobs.iter().any(|j| j.triple == t.triple))
+        {
+            assert!(
+                !y.contains(&format!("--target {}\n", t.triple))
+                    && !y.contains(&format!("--target {} ", t.triple)),
+                "{} has a job but cannot be built in CI",
+                t.triple
+            );
+        }
     }
 }
