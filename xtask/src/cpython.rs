@@ -118,7 +118,7 @@ fn strip_debug_info(root: &Path) -> Result<()> {
     crate::util::par_map(&files, |path| {
         let out = Command::new("objcopy")
             .arg("--strip-debug")
-            .arg(&path)
+            .arg(path)
             .output()
             .context("running objcopy (binutils)")?;
         if !out.status.success() {

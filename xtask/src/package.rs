@@ -56,8 +56,9 @@ pub struct Contents<'a> {
 
 impl Contents<'_> {
     fn includes(&self, rel: &Path) -> bool {
-        !(self.flavour.without_tests && self.packaging.is_test_path(rel))
-            && !crate::recipes::matches_any(&self.flavour.exclude, rel)
+        let left_out = (self.flavour.without_tests && self.packaging.is_test_path(rel))
+            || crate::recipes::matches_any(&self.flavour.exclude, rel);
+        !left_out
     }
     fn source_of(&self, rel: &Path) -> PathBuf {
         match (self.flavour.strip, self.stripped.get(rel)) {

@@ -15,6 +15,9 @@ use crate::regrtest::{self, Scope};
 use crate::util::workspace_root;
 use crate::validate;
 
+/// A conformance column: its name and the interpreter it runs.
+type Column = (String, PathBuf);
+
 pub fn validate(opts: &Options, paths: &[PathBuf]) -> Result<()> {
     let recipes = Recipes::load()?;
     // `--target macos` validates each of the group's targets.
@@ -275,7 +278,7 @@ fn install_rpms(
     interpreters: &[(Artifact, PathBuf)],
     tc: &Toolchain,
     scratch: &Path,
-) -> Result<(Vec<String>, Vec<(String, PathBuf)>)> {
+) -> Result<(Vec<String>, Vec<Column>)> {
     let modules = Recipes::load()?.modules;
     let mut said = Vec::new();
     let mut cols = Vec::new();
@@ -369,7 +372,7 @@ fn flavour_checks(
     tc: &Toolchain,
     dir: &Path,
     tally: &mut Tally,
-) -> Result<(Vec<(String, PathBuf)>, Vec<PathBuf>)> {
+) -> Result<(Vec<Column>, Vec<PathBuf>)> {
     let modules = Recipes::load()?.modules;
     let mut columns = Vec::new();
     let mut full = Vec::new();
