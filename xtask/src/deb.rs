@@ -85,6 +85,7 @@ pub fn build(
     tc: &Toolchain,
     max_glibc: Option<&str>,
     dest: &Path,
+    gzip_level: u32,
 ) -> Result<PathBuf> {
     let arch = debian_arch(tc).context("no Debian architecture for this target")?;
     // Staged beside the build as hard links (dpkg-deb only reads them).
@@ -109,7 +110,7 @@ pub fn build(
     let deb = path_for(dest, version, label, tc).context("no .deb for this target")?;
     let tmp_deb = crate::cache::tempfile_in(dest)?.into_temp_path();
     let out = Command::new("dpkg-deb")
-        .args(["--root-owner-group", "-Zgzip", "-z6", "--build"])
+        .args(["--root-owner-group", "-Zgzip", &format!("-z{gzip_level}"), "--build"])
         .arg(&stage)
         .arg(&tmp_deb)
         .env(

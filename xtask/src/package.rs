@@ -123,10 +123,12 @@ pub fn write_archive(root: &Path, manifest: &Value, dest: &Path) -> Result<()> {
         without_tests: false,
         strip: false,
         exclude: vec![],
+        gzip_level: 6,
     };
     let packaging = Packaging {
         flavour: vec![],
         test_dirs: vec![],
+        package_gzip_level: 6,
     };
     write_flavour(
         &Contents {
@@ -212,7 +214,7 @@ pub fn write_flavour(contents: &Contents, manifest: &Value, dest: &Path) -> Resu
     let tmp = crate::cache::tempfile_in(parent)?;
     let gz = flate2::GzBuilder::new()
         .mtime(0)
-        .write(tmp.as_file(), flate2::Compression::default());
+        .write(tmp.as_file(), flate2::Compression::new(contents.flavour.gzip_level));
     let mut tar = tar::Builder::new(gz);
     tar.mode(tar::HeaderMode::Deterministic);
     tar.follow_symlinks(false);

@@ -545,6 +545,7 @@ fn build_one(
         licenses: &licenses,
         openssl: &ossl.recipe.version,
         max_glibc: report.max_glibc.as_deref(),
+        gzip_level: recipes.packaging.package_gzip_level,
     };
     t.stage(format!("cpython {v}: package"), || {
         // (the .deb's compression beside the archives')
@@ -559,6 +560,7 @@ fn build_one(
                         tc,
                         report.max_glibc.as_deref(),
                         &dist,
+                        recipes.packaging.package_gzip_level,
                     )
                 })
             });

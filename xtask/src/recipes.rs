@@ -545,11 +545,30 @@ pub struct Recipes {
     pub packaging: Packaging,
 }
 
+/// Reads packaging.toml; a gzip level outside 1–9 is an error naming it.
+fn read_packaging(path: &Path) -> Result<Packaging> {
+    let p: Packaging = read_toml(path)?;
+    let levels = p
+        .flavour
+        .iter()
+        .map(|f| (format!("flavour {}: gzip_level", f.name), f.gzip_level))
+        .chain([("package_gzip_level".to_string(), p.package_gzip_level)]);
+    for (what, level) in levels {
+        if !(1..=9).contains(&level) {
+            bail!("{}: {what} = {level}; gzip levels are 1 (fastest) to 9 (smallest)", path.display());
+        }
+    }
+    Ok(p)
+}
+
 /// `recipes/packaging.toml`: which archives each build gets.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Packaging {
     pub flavour: Vec<Flavour>,
     pub test_dirs: Vec<String>,
+    /// gzip level of the .deb and .rpm payloads.
+    #[serde(default = "default_gzip_level")]
+    pub package_gzip_level: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -561,6 +580,13 @@ pub struct Flavour {
     /// More paths left out (globs as in `test_dirs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<String>,
+    /// gzip level, 1 (fast) to 9 (small).
+    #[serde(default = "default_gzip_level")]
+    pub gzip_level: u32,
+}
+
+fn default_gzip_level() -> u32 {
+    6
 }
 
 impl Packaging {
@@ -686,7 +712,7 @@ impl Recipes {
             mirrors,
             toolchains,
             modules: read_toml(&root.join("recipes/modules.toml"))?,
-            packaging: read_toml(&root.join("recipes/packaging.toml"))?,
+            packaging: read_packaging(&root.join("recipes/packaging.toml"))?,
         })
     }
 

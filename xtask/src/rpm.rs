@@ -48,6 +48,7 @@ pub struct Meta<'a> {
     pub licenses: &'a [String],
     pub openssl: &'a str,
     pub max_glibc: Option<&'a str>,
+    pub gzip_level: u32,
 }
 
 fn spec(m: &Meta, arch: &str, tree: &Path) -> String {
@@ -61,7 +62,7 @@ fn spec(m: &Meta, arch: &str, tree: &Path) -> String {
         "%global __os_install_post %{{nil}}\n\
          %global debug_package %{{nil}}\n\
          %global _build_id_links none\n\
-         %global _binary_payload w6.gzdio\n\
+         %global _binary_payload w{level}.gzdio\n\
          %global use_source_date_epoch_as_buildtime 1\n\
          %global clamp_mtime_to_source_date_epoch 1\n\
          Name: {name}\n\
@@ -87,6 +88,7 @@ fn spec(m: &Meta, arch: &str, tree: &Path) -> String {
          * {date} tlsforge <tlsforge@localhost> - {v}-1.{label}\n\
          - CPython {v} with OpenSSL {openssl} linked in statically, built by tlsforge\n",
         v = m.version,
+        level = m.gzip_level,
         label = m.label,
         openssl = m.openssl,
         license = m.licenses.join(" AND "),
