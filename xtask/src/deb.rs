@@ -110,7 +110,12 @@ pub fn build(
     let deb = path_for(dest, version, label, tc).context("no .deb for this target")?;
     let tmp_deb = crate::cache::tempfile_in(dest)?.into_temp_path();
     let out = Command::new("dpkg-deb")
-        .args(["--root-owner-group", "-Zgzip", &format!("-z{gzip_level}"), "--build"])
+        .args([
+            "--root-owner-group",
+            "-Zgzip",
+            &format!("-z{gzip_level}"),
+            "--build",
+        ])
         .arg(&stage)
         .arg(&tmp_deb)
         .env(

@@ -212,9 +212,10 @@ pub fn write_flavour(contents: &Contents, manifest: &Value, dest: &Path) -> Resu
     let parent = dest.parent().unwrap();
     fs::create_dir_all(parent)?;
     let tmp = crate::cache::tempfile_in(parent)?;
-    let gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(tmp.as_file(), flate2::Compression::new(contents.flavour.gzip_level));
+    let gz = flate2::GzBuilder::new().mtime(0).write(
+        tmp.as_file(),
+        flate2::Compression::new(contents.flavour.gzip_level),
+    );
     let mut tar = tar::Builder::new(gz);
     tar.mode(tar::HeaderMode::Deterministic);
     tar.follow_symlinks(false);

@@ -555,7 +555,10 @@ fn read_packaging(path: &Path) -> Result<Packaging> {
         .chain([("package_gzip_level".to_string(), p.package_gzip_level)]);
     for (what, level) in levels {
         if !(1..=9).contains(&level) {
-            bail!("{}: {what} = {level}; gzip levels are 1 (fastest) to 9 (smallest)", path.display());
+            bail!(
+                "{}: {what} = {level}; gzip levels are 1 (fastest) to 9 (smallest)",
+                path.display()
+            );
         }
     }
     Ok(p)
