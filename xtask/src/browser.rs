@@ -82,18 +82,11 @@ pub fn check_report(dir: &Path) -> Result<String> {
     let want = expected(&json);
     let profile = tempfile::tempdir()?;
     let url = format!("file://{}", std::path::absolute(&html)?.display());
-    let out = chromium(profile.path())
-        .arg("--dump-dom")
-        .arg(&url)
-        .output()
-        .context("running chromium (Debian package `chromium`)")?;
-    if !out.status.success() {
-        bail!(
-            "chromium --dump-dom failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let got = counted(&String::from_utf8_lossy(&out.stdout));
+    let dom = crate::util::stdout_of(
+        chromium(profile.path()).arg("--dump-dom").arg(&url),
+        "chromium --dump-dom (Debian package `chromium`)",
+    )?;
+    let got = counted(&dom);
     if (got.columns, got.rows, got.mismatches) != (want.columns, want.rows, want.mismatches) {
         bail!(
             "the rendered report shows {} interpreter columns, {} case rows and {} highlighted mismatches; conformance.json has {}, {} and {}",

@@ -18,13 +18,15 @@ fn debian_arch(tc: &Toolchain) -> Option<&'static str> {
     }
 }
 
-/// A fully static (musl) build is shipped as a tarball only: its package
-/// would share the glibc build's name and install path.
+/// Whether a Linux package (.deb, .rpm) is made for this target at all: a
+/// fully static (musl) build is shipped as a tarball only, since its
+/// package would share the glibc build's name and install path.
+pub fn packaged_for(tc: &Toolchain, builder: &str) -> bool {
+    tc.os == "linux" && !tc.fully_static && Command::new(builder).arg("--version").output().is_ok()
+}
+
 pub fn available(tc: &Toolchain) -> bool {
-    tc.os == "linux"
-        && !tc.fully_static
-        && debian_arch(tc).is_some()
-        && Command::new("dpkg-deb").arg("--version").output().is_ok()
+    debian_arch(tc).is_some() && packaged_for(tc, "dpkg-deb")
 }
 
 /// Package name per minor version, so 2.7 and 3.13 install side by side.
@@ -77,16 +79,15 @@ pub fn remove(package: &str) -> Result<()> {
 
 /// `label` is the archive's local version label ("tlsforge", or
 /// "tlsforge.openssl35"), so builds against different OpenSSLs don't collide.
-pub fn build(
-    root: &Path,
-    prefix: &str,
-    version: &str,
-    label: &str,
-    tc: &Toolchain,
-    max_glibc: Option<&str>,
-    dest: &Path,
-    gzip_level: u32,
-) -> Result<PathBuf> {
+pub fn build(root: &Path, meta: &crate::rpm::Meta, tc: &Toolchain, dest: &Path) -> Result<PathBuf> {
+    let crate::rpm::Meta {
+        version,
+        label,
+        prefix,
+        max_glibc,
+        gzip_level,
+        ..
+    } = *meta;
     let arch = debian_arch(tc).context("no Debian architecture for this target")?;
     // Staged beside the build as hard links (dpkg-deb only reads them).
     let work =

@@ -538,7 +538,7 @@ fn build_one(
         .flatten()
         .filter_map(|l| l.as_str().map(str::to_string))
         .collect();
-    let rpm_meta = crate::rpm::Meta {
+    let package_meta = crate::rpm::Meta {
         version: v,
         label: &label,
         prefix: &built.prefix,
@@ -550,22 +550,10 @@ fn build_one(
     t.stage(format!("cpython {v}: package"), || {
         // (the .deb's compression beside the archives')
         std::thread::scope(|scope| -> Result<((), bool)> {
-            let deb = crate::deb::available(tc).then(|| {
-                scope.spawn(|| {
-                    crate::deb::build(
-                        &built.root,
-                        &built.prefix,
-                        v,
-                        &label,
-                        tc,
-                        report.max_glibc.as_deref(),
-                        &dist,
-                        recipes.packaging.package_gzip_level,
-                    )
-                })
-            });
+            let deb = crate::deb::available(tc)
+                .then(|| scope.spawn(|| crate::deb::build(&built.root, &package_meta, tc, &dist)));
             let rpm = crate::rpm::available(tc)
-                .then(|| scope.spawn(|| crate::rpm::build(&built.root, &rpm_meta, tc, &dist)));
+                .then(|| scope.spawn(|| crate::rpm::build(&built.root, &package_meta, tc, &dist)));
             package::write_flavours(
                 &built.root,
                 &recipes.packaging,

@@ -25,10 +25,7 @@ fn rpm_arch(tc: &Toolchain) -> Option<&'static str> {
 
 /// As for the .deb: glibc Linux targets, and only where rpmbuild exists.
 pub fn available(tc: &Toolchain) -> bool {
-    tc.os == "linux"
-        && !tc.fully_static
-        && rpm_arch(tc).is_some()
-        && Command::new("rpmbuild").arg("--version").output().is_ok()
+    rpm_arch(tc).is_some() && crate::deb::packaged_for(tc, "rpmbuild")
 }
 
 /// The same package name as the .deb: 2.7 and 3.13 install side by side.
@@ -40,7 +37,7 @@ pub fn path_for(dest: &Path, version: &str, label: &str, tc: &Toolchain) -> Opti
     )))
 }
 
-/// What the spec says beyond the file list.
+/// What a Linux package (.rpm, .deb) says about itself beyond its files.
 pub struct Meta<'a> {
     pub version: &'a str,
     pub label: &'a str,
@@ -189,36 +186,20 @@ pub fn install_into(rpm: &Path, scratch_root: &Path, prefix: &str) -> Result<Pat
             rpm.display().to_string(),
         ],
     ] {
-        let out = Command::new("rpm")
-            .args(&args)
-            .output()
-            .context("running rpm")?;
-        if !out.status.success() {
-            bail!(
-                "rpm {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+        crate::util::stdout_of(
+            Command::new("rpm").args(&args),
+            &format!("rpm {}", args.join(" ")),
+        )?;
     }
     Ok(scratch_root.join(prefix.trim_start_matches('/')))
 }
 
 /// `rpm -qip`: the package's metadata, as a person would check it.
 pub fn query(rpm: &Path) -> Result<String> {
-    let out = Command::new("rpm")
-        .args(["-qip", "--changelog"])
-        .arg(rpm)
-        .output()
-        .context("running rpm -qip")?;
-    if !out.status.success() {
-        bail!(
-            "rpm -qip {}: {}",
-            rpm.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    crate::util::stdout_of(
+        Command::new("rpm").args(["-qip", "--changelog"]).arg(rpm),
+        &format!("rpm -qip {}", rpm.display()),
+    )
 }
 
 #[cfg(test)]

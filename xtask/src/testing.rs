@@ -648,7 +648,7 @@ pub fn test(opts: &Options) -> Result<()> {
         );
         tally.add(
             format!(
-                "uv 0.13.0 from dist/download-metadata.json ({:.0}s)",
+                "uv (recipes/tests/uv.txt) from dist/download-metadata.json ({:.0}s)",
                 t.elapsed().as_secs_f64()
             ),
             r.is_ok(),

@@ -213,6 +213,21 @@ pub fn run_logged(mut cmd: Command, what: &str, log: &Path) -> Result<Duration> 
     Ok(took)
 }
 
+/// Runs `cmd` and returns its stdout, trimmed; on failure the error says
+/// `<what> failed:` and quotes its stderr.
+pub fn stdout_of(cmd: &mut Command, what: &str) -> Result<String> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("{what}: could not start {:?}", cmd.get_program()))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 pub fn log_tail(log: &Path, lines: usize) -> String {
     let text = fs::read_to_string(log).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();

@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{sha256_file, workspace_root, Cache};
+use crate::util::{sha256_file, stdout_of, workspace_root, Cache};
 
 pub const METADATA_FILE: &str = "download-metadata.json";
 /// The package the conformance suite's index serves (tests/conformance/src/pip.rs).
@@ -169,19 +169,17 @@ pub fn check(cache: &Cache, dist: &Path, versions: &[&str], scratch: &Path) -> R
         c
     };
     let run = |args: &[&str], downloads: &str| -> Result<String> {
-        let out = uv_cmd(args)
-            .env("UV_PYTHON_DOWNLOADS", downloads)
-            .output()
-            .with_context(|| format!("running {}", uv.display()))?;
-        if !out.status.success() {
-            bail!(
-                "uv {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        stdout_of(
+            uv_cmd(args).env("UV_PYTHON_DOWNLOADS", downloads),
+            &format!("uv {}", args.join(" ")),
+        )
     };
+    // (recipes/openssl.toml: "OpenSSL 4.0.3", "OpenSSL 3.5.…")
+    let ours: Vec<String> = crate::recipes::Recipes::load()?
+        .openssl
+        .iter()
+        .map(|o| format!("OpenSSL {} ", o.version))
+        .collect();
     let index = Index::start(&home)?;
     let mut said = vec![format!("{n} entries in {}", metadata.display())];
     for &v in versions {
@@ -208,8 +206,8 @@ pub fn check(cache: &Cache, dist: &Path, versions: &[&str], scratch: &Path) -> R
             ],
             "never",
         )?;
-        if !openssl.starts_with("OpenSSL 4.") && !openssl.starts_with("OpenSSL 3.5") {
-            bail!("uv run --python {v} printed {openssl:?}, not our OpenSSL");
+        if !ours.iter().any(|o| openssl.starts_with(o.as_str())) {
+            bail!("uv run --python {v} printed {openssl:?}, not one of our OpenSSLs ({ours:?})");
         }
         let venv = home.join(format!("venv-{v}"));
         let venv_s = venv.display().to_string();
@@ -227,25 +225,23 @@ pub fn check(cache: &Cache, dist: &Path, versions: &[&str], scratch: &Path) -> R
         // uv pip install from the HTTPS test index, trusting its CA
         // through SSL_CERT_FILE, into that venv.
         let venv_python = venv.join("bin/python").display().to_string();
-        let out = uv_cmd(&[
-            "pip",
-            "install",
-            "--python",
-            &venv_python,
-            "--index-url",
-            &index.url,
-            PROBE_PACKAGE,
-        ])
-        .env("SSL_CERT_FILE", &index.ca)
-        .env("UV_PYTHON_DOWNLOADS", "never")
-        .output()?;
-        if !out.status.success() {
-            bail!(
-                "uv pip install {PROBE_PACKAGE} from {} into the venv of {v} failed: {}",
-                index.url,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+        stdout_of(
+            uv_cmd(&[
+                "pip",
+                "install",
+                "--python",
+                &venv_python,
+                "--index-url",
+                &index.url,
+                PROBE_PACKAGE,
+            ])
+            .env("SSL_CERT_FILE", &index.ca)
+            .env("UV_PYTHON_DOWNLOADS", "never"),
+            &format!(
+                "uv pip install {PROBE_PACKAGE} from {} into the venv of {v}",
+                index.url
+            ),
+        )?;
         let imported = Command::new(&venv_python)
             .args(["-c", "import tlsforge_probe_pkg as p; print(p.VALUE)"])
             .output()?;
