@@ -482,7 +482,13 @@ fn remove_entry(path: &Path) -> Result<()> {
             return Ok(());
         }
     }
-    let aside = path.with_file_name(format!("{}gc", owner_prefix()));
+    // (named after the entry: two removals never share the aside name,
+    // and a killed gc leaves a temporary the next run reaps)
+    let aside = path.with_file_name(format!(
+        "{}gc-{}",
+        owner_prefix(),
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
     fs::rename(path, &aside).with_context(|| format!("moving {} aside", path.display()))?;
     if aside.is_dir() {
         fs::remove_dir_all(&aside)?;
