@@ -151,6 +151,8 @@ pub fn fetch_orig(cache: &Cache, deb: &DebianSource) -> Result<PathBuf> {
     }
     let suites = suites_for(&deb.suite);
     let state = cache.dir(&format!("apt/{}", suites.join("+")))?;
+    // (two CPython sources fetched side by side share apt's lists)
+    let _lock = crate::util::lock_build(&state)?;
     let lists = state.join("lists");
     fs::create_dir_all(lists.join("partial"))?;
     let sources_file = state.join("sources.list");

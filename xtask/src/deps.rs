@@ -61,32 +61,34 @@ impl Deps {
     }
 }
 
-/// Orders recipes so that each comes after the ones it `requires`.
-pub fn build_order(recipes: &[DepRecipe]) -> Result<Vec<&DepRecipe>> {
-    let mut done: Vec<&DepRecipe> = Vec::new();
-    while done.len() < recipes.len() {
-        let before = done.len();
-        for r in recipes {
-            if done.iter().any(|d| d.name == r.name) {
-                continue;
+/// Groups recipes into waves: each wave needs only earlier waves, so the
+/// recipes of one wave build side by side (configure runs on one CPU).
+pub fn build_waves(recipes: &[DepRecipe]) -> Result<Vec<Vec<&DepRecipe>>> {
+    for r in recipes {
+        for req in &r.requires {
+            if !recipes.iter().any(|x| &x.name == req) {
+                bail!(
+                    "recipes/deps/{}.toml requires {req}, which has no recipe",
+                    r.name
+                );
             }
-            for req in &r.requires {
-                if !recipes.iter().any(|x| &x.name == req) {
-                    bail!(
-                        "recipes/deps/{}.toml requires {req}, which has no recipe",
-                        r.name
-                    );
-                }
-            }
-            if r.requires.iter().all(|q| done.iter().any(|d| &d.name == q)) {
-                done.push(r);
-            }
-        }
-        if done.len() == before {
-            bail!("recipes/deps: the `requires` lists form a cycle");
         }
     }
-    Ok(done)
+    let mut waves: Vec<Vec<&DepRecipe>> = Vec::new();
+    let mut placed = 0;
+    while placed < recipes.len() {
+        let done = |name: &String| waves.iter().flatten().any(|d| &d.name == name);
+        let wave: Vec<&DepRecipe> = recipes
+            .iter()
+            .filter(|r| !done(&r.name) && r.requires.iter().all(done))
+            .collect();
+        if wave.is_empty() {
+            bail!("recipes/deps: the `requires` lists form a cycle");
+        }
+        placed += wave.len();
+        waves.push(wave);
+    }
+    Ok(waves)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -97,8 +99,8 @@ pub fn build_all(
     compilers: &Compilers,
     mirrors: &[String],
     jobs: usize,
-    t: &mut Timings,
-    guard: impl Fn(bool) -> Result<()>,
+    t: &Timings,
+    guard: impl Fn(bool) -> Result<()> + Sync,
 ) -> Result<Deps> {
     let mut list: Vec<Dep> = Vec::new();
     let mut left_out = Vec::new();
@@ -121,18 +123,20 @@ pub fn build_all(
         .filter(|r| !tc.without_deps.iter().any(|(name, _)| name == &r.name))
         .cloned()
         .collect();
-    for recipe in build_order(&wanted)? {
-        let required: Vec<&Dep> = list
-            .iter()
-            .filter(|d| recipe.requires.contains(&d.recipe.name))
-            .collect();
-        let dep = t.stage(format!("dep {} {}", recipe.name, recipe.version), || {
-            let d = build_one(cache, recipe, &required, tc, compilers, mirrors, jobs)?;
-            guard(d.cache_hit)?;
-            let hit = d.cache_hit;
-            Ok((d, hit))
+    for wave in build_waves(&wanted)? {
+        let built = crate::util::par_map(&wave, |recipe| {
+            let required: Vec<&Dep> = list
+                .iter()
+                .filter(|d| recipe.requires.contains(&d.recipe.name))
+                .collect();
+            t.stage(format!("dep {} {}", recipe.name, recipe.version), || {
+                let d = build_one(cache, recipe, &required, tc, compilers, mirrors, jobs)?;
+                guard(d.cache_hit)?;
+                let hit = d.cache_hit;
+                Ok((d, hit))
+            })
         })?;
-        list.push(dep);
+        list.extend(built);
     }
     let mut key = KeyBuilder::new("deps-merged");
     key.add("revision", DEPS_REVISION);
@@ -419,21 +423,34 @@ mod tests {
     }
 
     #[test]
-    fn requirements_come_first() {
-        let rs = vec![recipe("readline", &["ncurses"]), recipe("ncurses", &[])];
-        let order: Vec<_> = build_order(&rs)
+    fn requirements_come_in_an_earlier_wave() {
+        let rs = vec![
+            recipe("readline", &["ncurses"]),
+            recipe("zlib", &[]),
+            recipe("ncurses", &[]),
+            recipe("sqlite3", &["zlib"]),
+            recipe("history", &["readline"]),
+        ];
+        let waves: Vec<Vec<_>> = build_waves(&rs)
             .unwrap()
             .iter()
-            .map(|r| r.name.clone())
+            .map(|w| w.iter().map(|r| r.name.as_str()).collect())
             .collect();
-        assert_eq!(order, ["ncurses", "readline"]);
+        assert_eq!(
+            waves,
+            [
+                vec!["zlib", "ncurses"],
+                vec!["readline", "sqlite3"],
+                vec!["history"]
+            ]
+        );
     }
 
     #[test]
     fn unknown_requirement_and_cycle_are_errors() {
-        let err = build_order(&[recipe("readline", &["termcap"])]).unwrap_err();
+        let err = build_waves(&[recipe("readline", &["termcap"])]).unwrap_err();
         assert!(err.to_string().contains("requires termcap"), "{err}");
-        let err = build_order(&[recipe("a", &["b"]), recipe("b", &["a"])]).unwrap_err();
+        let err = build_waves(&[recipe("a", &["b"]), recipe("b", &["a"])]).unwrap_err();
         assert!(err.to_string().contains("cycle"), "{err}");
     }
 }

@@ -46,7 +46,7 @@ pub struct Request<'a> {
 
 pub fn run(opts: &Options, req: &Request) -> Result<()> {
     let start = Instant::now();
-    let mut t = Timings::default();
+    let t = Timings::default();
     let recipes = &crate::recipes::Recipes::load()?;
     let cache = &crate::util::Cache::from_env()?;
     crate::cache::reap_and_report(cache, None)?;
@@ -69,7 +69,7 @@ pub fn run(opts: &Options, req: &Request) -> Result<()> {
                 .join(", ")
         ),
     };
-    let target = pipeline::prepare_target(recipes, cache, tc, opts, &mut t)?;
+    let target = pipeline::prepare_target(recipes, cache, tc, opts, &t)?;
     let v = &recipe.version;
     let series = patch::read_series(&recipe.patch_dir())?;
     let fetched = fetch::fetch(cache, &recipe.source, &recipes.mirrors)?;

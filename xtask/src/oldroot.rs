@@ -144,6 +144,17 @@ pub fn ensure_root(cache: &Cache, plan: &Plan) -> Result<OldRoot> {
     })
 }
 
+/// Starts making the root on a thread of its own: debootstrap waits on the
+/// network and the disk while the builds use the CPUs. `test_step` then
+/// takes the root under the same lock (and reports any error itself).
+pub fn prepare_in_background() {
+    std::thread::spawn(|| -> Result<()> {
+        crate::prereqs::ensure(TOOLS)?;
+        ensure_root(&Cache::from_env()?, &Plan::load()?)?;
+        Ok(())
+    });
+}
+
 /// `debootstrap --variant=minbase bullseye DIR URI`, inside a private mount
 /// namespace so the /proc and /dev mounts it makes in the target vanish with
 /// it, even when it is interrupted.

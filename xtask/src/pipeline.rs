@@ -176,12 +176,12 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
         ossl_recipe.version,
         cache.root.display()
     );
-    let mut t = Timings::default();
+    let t = Timings::default();
     let Target {
         compilers,
         openssl: ossl,
         deps,
-    } = prepare_target(&recipes, &cache, tc, opts, &mut t)?;
+    } = prepare_target(&recipes, &cache, tc, opts, &t)?;
     // A cross build runs a native interpreter of the same version during the
     // build (to compile the stdlib, run setup steps): build those first.
     let mut build_pythons = std::collections::HashMap::new();
@@ -200,12 +200,13 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
             build_pythons.insert(a.version.clone(), a.root.join(format!("bin/python{short}")));
         }
     }
-    let mut artifacts = Vec::new();
-    for recipe in pythons {
+    // Two CPythons side by side: one's configure, PGO training and install
+    // run on one CPU while the other's make uses the rest.
+    let artifacts = crate::util::par_map(&pythons, |recipe| {
         let build_python = build_pythons
             .get(&recipe.version)
             .map(|p: &PathBuf| p.as_path());
-        artifacts.push(build_one(
+        build_one(
             &cache,
             &recipes,
             recipe,
@@ -215,9 +216,9 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
             &deps,
             build_python,
             opts,
-            &mut t,
-        )?);
-    }
+            &t,
+        )
+    })?;
     // Re-hashing every archive in dist/ is only needed when one changed.
     let dist = dist_dir()?;
     if !t.all_cached() || !dist.join("SHA256SUMS").exists() {
@@ -263,7 +264,7 @@ pub fn prepare_target(
     cache: &Cache,
     tc: &Toolchain,
     opts: &Options,
-    t: &mut Timings,
+    t: &Timings,
 ) -> Result<Target> {
     crate::prereqs::ensure_build_tools()?;
     let packages: Vec<(&str, &str)> = tc
@@ -274,28 +275,39 @@ pub fn prepare_target(
     crate::prereqs::ensure(&packages)?;
     let ossl_recipe = recipes.openssl(opts.openssl.as_deref())?;
     let compilers = crate::compilers::Compilers::for_toolchain(tc, cache)?;
-    let ossl = t.stage(
-        format!("openssl {} ({})", ossl_recipe.version, tc.triple),
-        || {
-            guard_cached(
-                opts,
-                openssl::build(cache, ossl_recipe, tc, &compilers, opts.jobs).map(|o| {
-                    let hit = o.cache_hit;
-                    (o, hit)
-                }),
+    // OpenSSL's build is make-bound and the deps' configure-bound: side by
+    // side they fill both CPUs.
+    let (ossl, deps) = std::thread::scope(|scope| {
+        let ossl = scope.spawn(|| {
+            t.stage(
+                format!("openssl {} ({})", ossl_recipe.version, tc.triple),
+                || {
+                    guard_cached(
+                        opts,
+                        openssl::build(cache, ossl_recipe, tc, &compilers, opts.jobs).map(|o| {
+                            let hit = o.cache_hit;
+                            (o, hit)
+                        }),
+                    )
+                },
             )
-        },
-    )?;
-    let deps = deps::build_all(
-        cache,
-        &recipes.deps,
-        tc,
-        &compilers,
-        &recipes.mirrors,
-        opts.jobs,
-        t,
-        |hit| guard_cached(opts, Ok(((), hit))).map(|_| ()),
-    )?;
+        });
+        let deps = deps::build_all(
+            cache,
+            &recipes.deps,
+            tc,
+            &compilers,
+            &recipes.mirrors,
+            opts.jobs,
+            t,
+            |hit| guard_cached(opts, Ok(((), hit))).map(|_| ()),
+        );
+        (
+            ossl.join().expect("the OpenSSL build thread panicked"),
+            deps,
+        )
+    });
+    let (ossl, deps) = (ossl?, deps?);
     Ok(Target {
         compilers,
         openssl: ossl,
@@ -331,7 +343,7 @@ fn build_one(
     deps: &deps::Deps,
     build_python: Option<&std::path::Path>,
     opts: &Options,
-    t: &mut Timings,
+    t: &Timings,
 ) -> Result<Artifact> {
     let v = &recipe.version;
     let series = patch::read_series(&recipe.patch_dir())?;
@@ -381,7 +393,10 @@ fn build_one(
         )
     })?;
     for (step, took) in &built.steps {
-        eprintln!("      {step:<42} {:>8.1}s", took.as_secs_f64());
+        crate::util::progress::println(format!(
+            "      {v} {step:<37} {:>8.1}s",
+            took.as_secs_f64()
+        ));
     }
     let dist = dist_dir()?;
     let flavours = &recipes.packaging.flavour;

@@ -56,6 +56,9 @@ fn have(what: &str) -> bool {
 }
 
 pub fn ensure(tools: &[(&str, &str)]) -> Result<()> {
+    // (stages running side by side would otherwise race for dpkg's lock)
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let missing: Vec<&(&str, &str)> = tools.iter().filter(|(c, _)| !have(c)).collect();
     if missing.is_empty() {
         return Ok(());

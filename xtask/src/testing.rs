@@ -511,6 +511,11 @@ pub fn test(opts: &Options) -> Result<()> {
     let start = Instant::now();
     crate::prereqs::ensure(crate::prereqs::TEST_TOOLS)?;
     let mut tally = Tally::default();
+    let tc = target_toolchain(opts)?;
+    let old_root_step = tc.runs_here() && tc.max_glibc.is_some() && crate::prereqs::is_root();
+    if old_root_step {
+        crate::oldroot::prepare_in_background();
+    }
 
     // 1. Unit and integration tests of the Rust code.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -522,7 +527,6 @@ pub fn test(opts: &Options) -> Result<()> {
     tally.add("cargo test --workspace".into(), ok, String::new());
 
     // 2. Build what the suites need (cache hits when nothing changed).
-    let tc = target_toolchain(opts)?;
     let tmp = tempfile::tempdir()?;
     let interpreters = unpacked(opts, &tc, tmp.path())?;
 
@@ -621,7 +625,7 @@ pub fn test(opts: &Options) -> Result<()> {
 
     // 5. The artifacts where users run them: inside a Debian 11 root
     //    (glibc 2.31, older than this machine's), and a manylinux wheel.
-    if tc.runs_here() && tc.max_glibc.is_some() && crate::prereqs::is_root() {
+    if old_root_step {
         let t = Instant::now();
         if let Err(e) = crate::oldroot::test_step(&tc, tmp.path(), &interpreters, &mut tally) {
             tally.add(

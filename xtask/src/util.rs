@@ -235,11 +235,28 @@ pub fn log_tail(log: &Path, lines: usize) -> String {
 }
 
 pub mod progress {
-    use indicatif::{ProgressBar, ProgressStyle};
+    use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+    use std::sync::OnceLock;
     use std::time::Duration;
 
+    /// One set of bars for the process: stages that run side by side each
+    /// keep their own line.
+    fn bars() -> &'static MultiProgress {
+        static BARS: OnceLock<MultiProgress> = OnceLock::new();
+        BARS.get_or_init(MultiProgress::new)
+    }
+
+    /// A line above the bars (eprintln! would tear a bar that is drawing).
+    pub fn println(line: String) {
+        if bars().is_hidden() {
+            eprintln!("{line}");
+        } else {
+            let _ = bars().println(line);
+        }
+    }
+
     pub fn spinner(msg: &str) -> ProgressBar {
-        let bar = ProgressBar::new_spinner();
+        let bar = bars().add(ProgressBar::new_spinner());
         bar.set_style(ProgressStyle::with_template("  {spinner} {msg} [{elapsed}]").unwrap());
         bar.set_message(msg.to_string());
         bar.enable_steady_tick(Duration::from_millis(200));
@@ -247,7 +264,7 @@ pub mod progress {
     }
 
     pub fn bytes(total: u64, msg: &str) -> ProgressBar {
-        let bar = ProgressBar::new(total);
+        let bar = bars().add(ProgressBar::new(total));
         bar.set_style(
             ProgressStyle::with_template("  {msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
                 .unwrap(),
@@ -260,18 +277,24 @@ pub mod progress {
 /// Collects how long each stage took and prints the table at the end.
 #[derive(Default)]
 pub struct Timings {
-    rows: Vec<(String, Duration, &'static str)>,
+    // (stages of one target run side by side: OpenSSL beside the deps,
+    // one CPython beside another)
+    rows: std::sync::Mutex<Vec<(String, Duration, &'static str)>>,
 }
 
 impl Timings {
-    pub fn record(&mut self, stage: impl Into<String>, took: Duration, how: &'static str) {
+    pub fn record(&self, stage: impl Into<String>, took: Duration, how: &'static str) {
         let stage = stage.into();
-        eprintln!("  {:<46} {:>8.1}s  {how}", stage, took.as_secs_f64());
-        self.rows.push((stage, took, how));
+        progress::println(format!(
+            "  {:<46} {:>8.1}s  {how}",
+            stage,
+            took.as_secs_f64()
+        ));
+        self.rows.lock().unwrap().push((stage, took, how));
     }
     /// Times `f` and records it as built, or as a cache hit when it says so.
     pub fn stage<T>(
-        &mut self,
+        &self,
         name: impl Into<String>,
         f: impl FnOnce() -> Result<(T, bool)>,
     ) -> Result<T> {
@@ -285,7 +308,7 @@ impl Timings {
         Ok(value)
     }
     pub fn all_cached(&self) -> bool {
-        self.rows.iter().all(|r| r.2 == "cache hit")
+        self.rows.lock().unwrap().iter().all(|r| r.2 == "cache hit")
     }
 }
 
