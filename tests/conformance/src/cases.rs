@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use openssl::ssl::SslVersion;
 
+use crate::pip::PipCase;
 use crate::pki::{dns, ip, Basic, Digest, Eku, Factory, Issued, KeyType, Ku, San, Spec};
-use crate::report::Expect;
+use crate::report::Expect::{self, Accept, Check, Refuse};
 use crate::server::{
     App, Chain, DhGroup, Script, TlsSpec, EXPORT_SUITES, RC4_SUITES, TRIPLE_DES_SUITES,
 };
+use crate::trust::Layout;
 
 /// Which probe process (and environment) a case runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -122,23 +124,208 @@ impl ProbeSpec {
     }
 }
 
-pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
-    let f = Factory::new();
-    let root = f.issue(&Spec::ca("tlsforge Test Root CA"), None)?;
-    let inter = f.issue(
-        &Spec {
-            basic: Basic::Ca(Some(0)),
-            ..Spec::ca("tlsforge Test Intermediate CA")
-        },
-        Some(&root),
-    )?;
-    let root_pem = crate::pki::write_pem(&dir.join("root.pem"), &[&root.cert])?;
-    let inter_pem = crate::pki::write_pem(&dir.join("intermediate.pem"), &[&inter.cert])?;
+const CAT: &str = "catalogue";
+const CON: &str = "contract";
 
-    // Trust material for 51/52: a bundle and a hashed dir holding only the test root.
-    let trust_bundle = crate::pki::write_pem(&dir.join("trust-bundle.pem"), &[&root.cert])?;
+/// The test PKI (a root and an intermediate under it, written to `dir`) and the case list being
+/// built; each group of cases below adds to `cases`.
+struct Builder<'a> {
+    f: Factory,
+    dir: &'a Path,
+    root: Issued,
+    inter: Issued,
+    root_pem: PathBuf,
+    inter_pem: PathBuf,
+    cases: Vec<CaseDef>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(dir: &'a Path) -> Result<Builder<'a>> {
+        let f = Factory::new();
+        let root = f.issue(&Spec::ca("tlsforge Test Root CA"), None)?;
+        let inter = f.issue(
+            &Spec {
+                basic: Basic::Ca(Some(0)),
+                ..Spec::ca("tlsforge Test Intermediate CA")
+            },
+            Some(&root),
+        )?;
+        let root_pem = crate::pki::write_pem(&dir.join("root.pem"), &[&root.cert])?;
+        let inter_pem = crate::pki::write_pem(&dir.join("intermediate.pem"), &[&inter.cert])?;
+        Ok(Builder {
+            f,
+            dir,
+            root,
+            inter,
+            root_pem,
+            inter_pem,
+            cases: Vec::new(),
+        })
+    }
+
+    fn add(&mut self, id: &str, title: &str, expect: Expect, origin: &'static str, how: How) {
+        self.cases.push(CaseDef {
+            id: id.to_string(),
+            title: title.to_string(),
+            expect,
+            origin,
+            how,
+        });
+    }
+
+    /// A leaf issued by the intermediate.
+    fn leaf(&self, spec: Spec) -> Result<Issued> {
+        self.f.issue(&spec, Some(&self.inter))
+    }
+
+    /// `l` and the intermediate.
+    fn chain(&self, l: &Issued) -> Chain {
+        Chain {
+            certs: vec![l.cert.clone(), self.inter.cert.clone()],
+            key: l.key.clone(),
+        }
+    }
+
+    /// A TLS probe of `host` that trusts the test root.
+    fn probe(&self, host: &str) -> ProbeSpec {
+        ProbeSpec::tls(host, &self.root_pem)
+    }
+
+    fn tls(&self, server: TlsSpec, host: &str) -> How {
+        How::Tls {
+            server: Ok(server),
+            probe: self.probe(host),
+        }
+    }
+
+    /// good.test without a cafile argument: trust comes from `group`'s environment.
+    fn no_cafile(&self, group: Group) -> ProbeSpec {
+        ProbeSpec {
+            cafile: None,
+            group,
+            ..self.probe("good.test")
+        }
+    }
+
+    /// An HTTPS probe of localhost through `kind` (urllib, httplib, ...).
+    fn url(&self, kind: &'static str, group: Group, cafile: bool) -> ProbeSpec {
+        ProbeSpec {
+            kind,
+            host: "localhost".into(),
+            cafile: if cafile {
+                Some(self.root_pem.clone())
+            } else {
+                None
+            },
+            client_cert: false,
+            alpn: None,
+            group,
+        }
+    }
+}
+
+/// `l`, then `rest` in this order.
+fn chain_of(l: &Issued, rest: &[&Issued]) -> Chain {
+    Chain {
+        certs: std::iter::once(l.cert.clone())
+            .chain(rest.iter().map(|i| i.cert.clone()))
+            .collect(),
+        key: l.key.clone(),
+    }
+}
+
+fn srv(c: Chain) -> TlsSpec {
+    TlsSpec::new(c)
+}
+
+/// A server that still serves weak certificates (security level 0).
+fn weak_server(c: Chain) -> TlsSpec {
+    TlsSpec {
+        seclevel: Some(0),
+        ciphers: Some("DEFAULT:@SECLEVEL=0".into()),
+        ..TlsSpec::new(c)
+    }
+}
+
+/// good.test with only the versions `min..=max`.
+fn only(good: &Chain, min: SslVersion, max: SslVersion) -> TlsSpec {
+    TlsSpec {
+        min: Some(min),
+        max: Some(max),
+        ..TlsSpec::new(good.clone())
+    }
+}
+
+/// good.test with only version `v` and CBC-SHA1 suites.
+fn legacy(good: &Chain, v: SslVersion) -> TlsSpec {
+    TlsSpec {
+        seclevel: Some(0),
+        ciphers: Some("ECDHE-RSA-AES128-SHA:AES128-SHA:@SECLEVEL=0".into()),
+        ..only(good, v, v)
+    }
+}
+
+/// good.test up to TLS 1.2 with only `ciphers`, at security level 0.
+fn tls12(good: &Chain, ciphers: &str) -> TlsSpec {
+    TlsSpec {
+        max: Some(SslVersion::TLS1_2),
+        seclevel: Some(0),
+        ciphers: Some(format!("{}:@SECLEVEL=0", ciphers)),
+        ..TlsSpec::new(good.clone())
+    }
+}
+
+/// good.test up to TLS 1.2 with only `ciphers`, default security level.
+fn aead12(good: &Chain, ciphers: &str) -> TlsSpec {
+    TlsSpec {
+        max: Some(SslVersion::TLS1_2),
+        ciphers: Some(ciphers.into()),
+        ..TlsSpec::new(good.clone())
+    }
+}
+
+/// A root and intermediate nobody trusts.
+struct Untrusted {
+    root: Issued,
+    inter: Issued,
+}
+
+/// The HTTPS servers of the urllib/httplib cases, and the pip index's chain.
+struct Web {
+    /// localhost (DNS and IP SAN) under the intermediate.
+    chain: Chain,
+    srv: TlsSpec,
+    /// The same site with the certificate for other.test.
+    wrong_srv: TlsSpec,
+}
+
+impl Web {
+    fn new(b: &Builder, other_chain: &Chain) -> Result<Web> {
+        let site = crate::pip::index_site()?;
+        let web = b.leaf(Spec::leaf("localhost").sans(vec![dns("localhost"), ip("127.0.0.1")]))?;
+        let srv = TlsSpec {
+            app: App::Http(site.clone()),
+            ..TlsSpec::new(b.chain(&web))
+        };
+        let wrong_srv = TlsSpec {
+            app: App::Http(site.clone()),
+            ..TlsSpec::new(other_chain.clone())
+        };
+        Ok(Web {
+            chain: b.chain(&web),
+            srv,
+            wrong_srv,
+        })
+    }
+}
+
+/// Trust material for 51/52: a bundle and a hashed dir holding only the test root, and the
+/// trust-* layouts' files.
+fn trust_files(b: &Builder) -> Result<(PathBuf, PathBuf, crate::trust::LayoutFiles)> {
+    let dir = b.dir;
+    let trust_bundle = crate::pki::write_pem(&dir.join("trust-bundle.pem"), &[&b.root.cert])?;
     let trust_dir = dir.join("trust-certs");
-    crate::pki::write_hashed_dir(&trust_dir, &[&root.cert])?;
+    crate::pki::write_hashed_dir(&trust_dir, &[&b.root.cert])?;
     // Under the names distributions use for the bundle, so a bind mount of this dir over
     // /etc/ssl/certs also satisfies symlinks such as /usr/lib/ssl/cert.pem -> certs/ca-certificates.crt.
     for n in [
@@ -150,426 +337,469 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
         std::fs::copy(&trust_bundle, trust_dir.join(n))?;
     }
     let layout_files = crate::trust::write_layout_files(dir, &trust_bundle)?;
+    Ok((trust_bundle, trust_dir, layout_files))
+}
 
-    let client = f.issue(
+/// The client certificate (with the intermediate) and key for 44.
+fn client_files(b: &Builder) -> Result<(PathBuf, PathBuf)> {
+    let client = b.f.issue(
         &Spec {
             eku: Eku::ClientAuth,
             ku: Ku::Signature,
             ..Spec::leaf("client.test")
         },
-        Some(&inter),
+        Some(&b.inter),
     )?;
-    let client_cert = crate::pki::write_pem(&dir.join("client.pem"), &[&client.cert, &inter.cert])?;
-    let client_key = crate::pki::write_key(&dir.join("client.key"), &client.key)?;
+    let client_cert =
+        crate::pki::write_pem(&b.dir.join("client.pem"), &[&client.cert, &b.inter.cert])?;
+    let client_key = crate::pki::write_key(&b.dir.join("client.key"), &client.key)?;
+    Ok((client_cert, client_key))
+}
 
-    let leaf = |spec: Spec| -> Result<Issued> { f.issue(&spec, Some(&inter)) };
-    let chain = |l: &Issued| Chain {
-        certs: vec![l.cert.clone(), inter.cert.clone()],
-        key: l.key.clone(),
-    };
-    let chain_of = |l: &Issued, rest: &[&Issued]| Chain {
-        certs: std::iter::once(l.cert.clone())
-            .chain(rest.iter().map(|i| i.cert.clone()))
-            .collect(),
-        key: l.key.clone(),
-    };
-    let srv = |c: Chain| TlsSpec::new(c);
-    let probe = |host: &str| ProbeSpec::tls(host, &root_pem);
+pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
+    let mut b = Builder::new(dir)?;
+    let (trust_bundle, trust_dir, layout_files) = trust_files(&b)?;
+    let (client_cert, client_key) = client_files(&b)?;
 
-    let mut cases: Vec<CaseDef> = Vec::new();
-    let mut add = |id: &str, title: &str, expect: Expect, origin: &'static str, how: How| {
-        cases.push(CaseDef {
-            id: id.to_string(),
-            title: title.to_string(),
-            expect,
-            origin,
-            how,
-        });
-    };
-    let tls = |server: TlsSpec, host: &str| How::Tls {
-        server: Ok(server),
-        probe: probe(host),
-    };
-    use Expect::{Accept, Check, Refuse};
-    const CAT: &str = "catalogue";
-    const CON: &str = "contract";
+    // The catalogue.
+    let good = b.chain(&b.leaf(Spec::leaf("good.test"))?);
+    validity_cases(&mut b, &good)?;
+    let untrusted = chain_cases(&mut b)?;
+    signature_cases(&mut b)?;
+    let other_chain = wildcard_cases(&mut b)?;
+    name_cases(&mut b)?;
+    version_cases(&mut b, &good);
+    suite_cases(&mut b, &good);
+    feature_cases(&mut b, &good)?;
+    let web = Web::new(&b, &other_chain)?;
+    https_trust_cases(&mut b, &good, &web);
 
-    // ---- chains and validity -----------------------------------------------------------
-    let good = leaf(Spec::leaf("good.test"))?;
-    add(
+    // Implied by the contract.
+    contract_trust_cases(&mut b, &good);
+    contract_hostname_cases(&mut b)?;
+    contract_chain_cases(&mut b)?;
+    contract_intermediate_cases(&mut b)?;
+    contract_suite_cases(&mut b, &good);
+    contract_leaf_cases(&mut b)?;
+    contract_anchor_cases(&mut b)?;
+    contract_scripted_cases(&mut b, &good);
+    contract_https_cases(&mut b, &web);
+
+    let untrusted_web = b.f.issue(
+        &Spec::leaf("localhost").sans(vec![dns("localhost"), ip("127.0.0.1")]),
+        Some(&untrusted.inter),
+    )?;
+    Ok((
+        Materials {
+            root_pem: b.root_pem,
+            client_cert,
+            client_key,
+            trust_bundle,
+            trust_dir,
+            index_chain: web.chain,
+            index_wrong_chain: other_chain,
+            index_untrusted_chain: chain_of(&untrusted_web, &[&untrusted.inter, &untrusted.root]),
+            layout_files,
+        },
+        b.cases,
+    ))
+}
+
+/// 01-05: a good chain, validity periods, self-signed.
+fn validity_cases(b: &mut Builder, good: &Chain) -> Result<()> {
+    b.add(
         "01",
         "good chain leaf <- intermediate <- root",
         Accept,
         CAT,
-        tls(srv(chain(&good)), "good.test"),
+        b.tls(srv(good.clone()), "good.test"),
     );
-    let l = leaf(Spec {
+    let l = b.leaf(Spec {
         not_before: -30,
         not_after: -1,
         ..Spec::leaf("expired.test")
     })?;
-    add(
+    b.add(
         "02",
         "expired leaf",
         Refuse,
         CAT,
-        tls(srv(chain(&l)), "expired.test"),
+        b.tls(srv(b.chain(&l)), "expired.test"),
     );
-    let l = leaf(Spec {
+    let l = b.leaf(Spec {
         not_before: 1,
         not_after: 30,
         ..Spec::leaf("future.test")
     })?;
-    add(
+    b.add(
         "03",
         "not-yet-valid leaf",
         Refuse,
         CAT,
-        tls(srv(chain(&l)), "future.test"),
+        b.tls(srv(b.chain(&l)), "future.test"),
     );
-    let exp_inter = f.issue(
+    let exp_inter = b.f.issue(
         &Spec {
             basic: Basic::Ca(Some(0)),
             not_before: -60,
             not_after: -1,
             ..Spec::ca("tlsforge Expired Intermediate")
         },
-        Some(&root),
+        Some(&b.root),
     )?;
-    let l = f.issue(&Spec::leaf("expiredint.test"), Some(&exp_inter))?;
-    add(
+    let l =
+        b.f.issue(&Spec::leaf("expiredint.test"), Some(&exp_inter))?;
+    b.add(
         "04",
         "expired intermediate",
         Refuse,
         CAT,
-        tls(srv(chain_of(&l, &[&exp_inter])), "expiredint.test"),
+        b.tls(srv(chain_of(&l, &[&exp_inter])), "expiredint.test"),
     );
-    let l = f.issue(&Spec::leaf("selfsigned.test"), None)?;
-    add(
+    let l = b.f.issue(&Spec::leaf("selfsigned.test"), None)?;
+    b.add(
         "05",
         "self-signed leaf",
         Refuse,
         CAT,
-        tls(srv(chain_of(&l, &[])), "selfsigned.test"),
+        b.tls(srv(chain_of(&l, &[])), "selfsigned.test"),
     );
-    let root2 = f.issue(&Spec::ca("tlsforge Untrusted Root CA"), None)?;
-    let inter2 = f.issue(
+    Ok(())
+}
+
+/// 06-10: untrusted roots, missing and misordered intermediates, CA and EKU flags. Returns the
+/// untrusted root and intermediate (06, 08, and the untrusted pip index).
+fn chain_cases(b: &mut Builder) -> Result<Untrusted> {
+    let root2 = b.f.issue(&Spec::ca("tlsforge Untrusted Root CA"), None)?;
+    let inter2 = b.f.issue(
         &Spec {
             basic: Basic::Ca(Some(0)),
             ..Spec::ca("tlsforge Untrusted Intermediate")
         },
         Some(&root2),
     )?;
-    let l = f.issue(&Spec::leaf("untrusted.test"), Some(&inter2))?;
-    add(
+    let l = b.f.issue(&Spec::leaf("untrusted.test"), Some(&inter2))?;
+    b.add(
         "06",
         "chain to an untrusted root",
         Refuse,
         CAT,
-        tls(srv(chain_of(&l, &[&inter2, &root2])), "untrusted.test"),
+        b.tls(srv(chain_of(&l, &[&inter2, &root2])), "untrusted.test"),
     );
-    let l = leaf(Spec::leaf("nointer.test"))?;
-    add(
+    let l = b.leaf(Spec::leaf("nointer.test"))?;
+    b.add(
         "07",
         "intermediate not sent",
         Refuse,
         CAT,
-        tls(srv(chain_of(&l, &[])), "nointer.test"),
+        b.tls(srv(chain_of(&l, &[])), "nointer.test"),
     );
-    let l = leaf(Spec::leaf("disorder.test"))?;
-    add(
+    let l = b.leaf(Spec::leaf("disorder.test"))?;
+    b.add(
         "08",
         "chain out of order, with root and an unrelated cert",
         Accept,
         CAT,
-        tls(srv(chain_of(&l, &[&root, &root2, &inter])), "disorder.test"),
+        b.tls(
+            srv(chain_of(&l, &[&b.root, &root2, &b.inter])),
+            "disorder.test",
+        ),
     );
-    let notca = f.issue(
+    let notca = b.f.issue(
         &Spec {
             basic: Basic::EndEntity,
             ..Spec::ca("tlsforge CA:FALSE Intermediate")
         },
-        Some(&root),
+        Some(&b.root),
     )?;
-    let l = f.issue(&Spec::leaf("notca.test"), Some(&notca))?;
-    add(
+    let l = b.f.issue(&Spec::leaf("notca.test"), Some(&notca))?;
+    b.add(
         "09",
         "intermediate with CA:FALSE",
         Refuse,
         CAT,
-        tls(srv(chain_of(&l, &[&notca])), "notca.test"),
+        b.tls(srv(chain_of(&l, &[&notca])), "notca.test"),
     );
-    let l = leaf(Spec {
+    let l = b.leaf(Spec {
         eku: Eku::ClientAuth,
         ..Spec::leaf("clientauth.test")
     })?;
-    add(
+    b.add(
         "10",
         "leaf EKU clientAuth only",
         Refuse,
         CAT,
-        tls(srv(chain(&l)), "clientauth.test"),
+        b.tls(srv(b.chain(&l)), "clientauth.test"),
     );
+    Ok(Untrusted {
+        root: root2,
+        inter: inter2,
+    })
+}
 
-    // ---- signatures and keys -------------------------------------------------------------
-    let weak_server = |c: Chain| TlsSpec {
-        seclevel: Some(0),
-        ciphers: Some("DEFAULT:@SECLEVEL=0".into()),
-        ..TlsSpec::new(c)
-    };
-    let l = leaf(Spec {
+/// 11-15: signatures and keys.
+fn signature_cases(b: &mut Builder) -> Result<()> {
+    let l = b.leaf(Spec {
         digest: Digest::Md5,
         ..Spec::leaf("md5.test")
     })?;
-    add(
+    b.add(
         "11",
         "MD5-signed leaf",
         Refuse,
         CAT,
-        tls(weak_server(chain(&l)), "md5.test"),
+        b.tls(weak_server(b.chain(&l)), "md5.test"),
     );
-    let l = leaf(Spec {
+    let l = b.leaf(Spec {
         digest: Digest::Sha1,
         ..Spec::leaf("sha1.test")
     })?;
-    add(
+    b.add(
         "12",
         "SHA-1-signed leaf",
         Refuse,
         CAT,
-        tls(weak_server(chain(&l)), "sha1.test"),
+        b.tls(weak_server(b.chain(&l)), "sha1.test"),
     );
-    let l = leaf(Spec {
+    let l = b.leaf(Spec {
         key: KeyType::Rsa(1024),
         ..Spec::leaf("rsa1024.test")
     })?;
-    add(
+    b.add(
         "13",
         "RSA-1024 leaf",
         Refuse,
         CAT,
-        tls(weak_server(chain(&l)), "rsa1024.test"),
+        b.tls(weak_server(b.chain(&l)), "rsa1024.test"),
     );
-    let l = leaf(Spec {
+    let l = b.leaf(Spec {
         key: KeyType::Rsa(4096),
         ..Spec::leaf("rsa4096.test")
     })?;
-    add(
+    b.add(
         "14a",
         "RSA-4096 leaf",
         Accept,
         CAT,
-        tls(srv(chain(&l)), "rsa4096.test"),
+        b.tls(srv(b.chain(&l)), "rsa4096.test"),
     );
-    let l = leaf(Spec {
+    let l = b.leaf(Spec {
         key: KeyType::P256,
         ku: Ku::Signature,
         ..Spec::leaf("p256.test")
     })?;
-    add(
+    b.add(
         "14b",
         "ECDSA P-256 leaf",
         Accept,
         CAT,
-        tls(srv(chain(&l)), "p256.test"),
+        b.tls(srv(b.chain(&l)), "p256.test"),
     );
-    let l = leaf(Spec {
+    let l = b.leaf(Spec {
         key: KeyType::P384,
         ku: Ku::Signature,
         ..Spec::leaf("p384.test")
     })?;
-    add(
+    b.add(
         "14c",
         "ECDSA P-384 leaf",
         Accept,
         CAT,
-        tls(srv(chain(&l)), "p384.test"),
+        b.tls(srv(b.chain(&l)), "p384.test"),
     );
-    let l = leaf(Spec {
+    let l = b.leaf(Spec {
         key: KeyType::Ed25519,
         ku: Ku::Signature,
         ..Spec::leaf("ed25519.test")
     })?;
-    add(
+    b.add(
         "14d",
         "Ed25519 leaf",
         Accept,
         CAT,
-        tls(srv(chain(&l)), "ed25519.test"),
+        b.tls(srv(b.chain(&l)), "ed25519.test"),
     );
     let mut many: Vec<San> = (0..999)
         .map(|i| dns(&format!("n{}.many.test", i)))
         .collect();
     many.push(dns("many.test"));
-    let l = leaf(Spec::leaf("many.test").sans(many))?;
-    add(
+    let l = b.leaf(Spec::leaf("many.test").sans(many))?;
+    b.add(
         "15",
         "1000 SANs (host is the last)",
         Accept,
         CAT,
-        tls(srv(chain(&l)), "many.test"),
+        b.tls(srv(b.chain(&l)), "many.test"),
     );
+    Ok(())
+}
 
-    // ---- host names ----------------------------------------------------------------------
-    let l = leaf(Spec::leaf("other.test"))?;
-    let other_chain = chain(&l);
-    add(
+/// 16-21: wrong host and wildcards. Returns the chain for other.test (16; the wrong-host
+/// servers).
+fn wildcard_cases(b: &mut Builder) -> Result<Chain> {
+    let l = b.leaf(Spec::leaf("other.test"))?;
+    let other_chain = b.chain(&l);
+    b.add(
         "16",
         "wrong host (SAN other.test)",
         Refuse,
         CAT,
-        tls(srv(other_chain.clone()), "wronghost.test"),
+        b.tls(srv(other_chain.clone()), "wronghost.test"),
     );
-    let wild = leaf(Spec::leaf("*.wild.test"))?;
-    add(
+    let wild = b.leaf(Spec::leaf("*.wild.test"))?;
+    b.add(
         "17",
         "*.wild.test for a.wild.test",
         Accept,
         CAT,
-        tls(srv(chain(&wild)), "a.wild.test"),
+        b.tls(srv(b.chain(&wild)), "a.wild.test"),
     );
-    add(
+    b.add(
         "18",
         "*.wild.test for a.b.wild.test",
         Refuse,
         CAT,
-        tls(srv(chain(&wild)), "a.b.wild.test"),
+        b.tls(srv(b.chain(&wild)), "a.b.wild.test"),
     );
-    add(
+    b.add(
         "19",
         "*.wild.test for wild.test",
         Refuse,
         CAT,
-        tls(srv(chain(&wild)), "wild.test"),
+        b.tls(srv(b.chain(&wild)), "wild.test"),
     );
-    let l = leaf(Spec::leaf("f*.wild.test"))?;
-    add(
+    let l = b.leaf(Spec::leaf("f*.wild.test"))?;
+    b.add(
         "20",
         "partial wildcard f*.wild.test for foo.wild.test",
         Refuse,
         CAT,
-        tls(srv(chain(&l)), "foo.wild.test"),
+        b.tls(srv(b.chain(&l)), "foo.wild.test"),
     );
-    let l = leaf(Spec::leaf("*.test"))?;
-    add(
+    let l = b.leaf(Spec::leaf("*.test"))?;
+    b.add(
         "21",
         "*.test (wildcard over a one-label suffix)",
         Refuse,
         CAT,
-        tls(srv(chain(&l)), "anything.test"),
+        b.tls(srv(b.chain(&l)), "anything.test"),
     );
-    let l = leaf(Spec::leaf("cnonly.test").sans(vec![]))?;
-    add(
+    Ok(other_chain)
+}
+
+/// 22-29: common names, IP addresses, NUL bytes and case in names.
+fn name_cases(b: &mut Builder) -> Result<()> {
+    let l = b.leaf(Spec::leaf("cnonly.test").sans(vec![]))?;
+    b.add(
         "22",
         "no SAN, CN = host",
         Refuse,
         CAT,
-        tls(srv(chain(&l)), "cnonly.test"),
+        b.tls(srv(b.chain(&l)), "cnonly.test"),
     );
-    let l = leaf(Spec::leaf("cnsan.test").sans(vec![dns("other.test")]))?;
-    add(
+    let l = b.leaf(Spec::leaf("cnsan.test").sans(vec![dns("other.test")]))?;
+    b.add(
         "23",
         "SAN other name, CN = host",
         Refuse,
         CAT,
-        tls(srv(chain(&l)), "cnsan.test"),
+        b.tls(srv(b.chain(&l)), "cnsan.test"),
     );
-    let l = leaf(Spec {
+    let l = b.leaf(Spec {
         san_critical: true,
         ..Spec::leaf("nocn.test").cn(None)
     })?;
-    add(
+    b.add(
         "24",
         "no CN (empty subject, critical SAN = host)",
         Accept,
         CAT,
-        tls(srv(chain(&l)), "nocn.test"),
+        b.tls(srv(b.chain(&l)), "nocn.test"),
     );
-    let l = leaf(Spec::leaf("127.0.0.1").sans(vec![ip("127.0.0.1")]))?;
-    add(
+    let l = b.leaf(Spec::leaf("127.0.0.1").sans(vec![ip("127.0.0.1")]))?;
+    b.add(
         "25",
         "IP SAN 127.0.0.1, dialled by IP (CN = IP too)",
         Accept,
         CAT,
-        tls(srv(chain(&l)), "127.0.0.1"),
+        b.tls(srv(b.chain(&l)), "127.0.0.1"),
     );
-    let l = leaf(Spec::leaf("127.0.0.1").cn(Some("ip as dns")))?;
-    add(
+    let l = b.leaf(Spec::leaf("127.0.0.1").cn(Some("ip as dns")))?;
+    b.add(
         "26",
         "IP written as a DNS SAN",
         Refuse,
         CAT,
-        tls(srv(chain(&l)), "127.0.0.1"),
+        b.tls(srv(b.chain(&l)), "127.0.0.1"),
     );
-    let l = leaf(Spec::leaf("127.0.0.1").sans(vec![]))?;
-    add(
+    let l = b.leaf(Spec::leaf("127.0.0.1").sans(vec![]))?;
+    b.add(
         "27",
         "IP only in the CN",
         Refuse,
         CAT,
-        tls(srv(chain(&l)), "127.0.0.1"),
+        b.tls(srv(b.chain(&l)), "127.0.0.1"),
     );
-    let l = leaf(
+    let l = b.leaf(
         Spec::leaf("nul.test")
             .cn(Some("nul byte san"))
             .sans(vec![San::RawDns(b"nul.test\0.other.test".to_vec())]),
     )?;
-    add(
+    b.add(
         "28",
         "NUL byte inside a SAN dNSName (CVE-2013-4238)",
         Refuse,
         CAT,
-        tls(srv(chain(&l)), "nul.test"),
+        b.tls(srv(b.chain(&l)), "nul.test"),
     );
-    let l = leaf(Spec::leaf("MiXeD.Case.test"))?;
-    add(
+    let l = b.leaf(Spec::leaf("MiXeD.Case.test"))?;
+    b.add(
         "29",
         "SAN MiXeD.Case.test for mixed.case.test",
         Accept,
         CAT,
-        tls(srv(chain(&l)), "mixed.case.test"),
+        b.tls(srv(b.chain(&l)), "mixed.case.test"),
     );
+    Ok(())
+}
 
-    // ---- protocol versions and suites ----------------------------------------------------
-    let only = |min: SslVersion, max: SslVersion| TlsSpec {
-        min: Some(min),
-        max: Some(max),
-        ..TlsSpec::new(chain(&good))
-    };
-    add(
+/// 30-35: protocol versions, RC4 and 3DES.
+fn version_cases(b: &mut Builder, good: &Chain) {
+    b.add(
         "30",
         "TLS 1.3 only",
         Accept,
         CAT,
-        tls(only(SslVersion::TLS1_3, SslVersion::TLS1_3), "good.test"),
+        b.tls(
+            only(good, SslVersion::TLS1_3, SslVersion::TLS1_3),
+            "good.test",
+        ),
     );
-    add(
+    b.add(
         "31",
         "TLS 1.2 only",
         Accept,
         CAT,
-        tls(only(SslVersion::TLS1_2, SslVersion::TLS1_2), "good.test"),
+        b.tls(
+            only(good, SslVersion::TLS1_2, SslVersion::TLS1_2),
+            "good.test",
+        ),
     );
-    let legacy = |v: SslVersion| TlsSpec {
-        seclevel: Some(0),
-        ciphers: Some("ECDHE-RSA-AES128-SHA:AES128-SHA:@SECLEVEL=0".into()),
-        ..only(v, v)
-    };
-    add(
+    b.add(
         "32",
         "TLS 1.1 only",
         Refuse,
         CAT,
-        tls(legacy(SslVersion::TLS1_1), "good.test"),
+        b.tls(legacy(good, SslVersion::TLS1_1), "good.test"),
     );
-    add(
+    b.add(
         "33",
         "TLS 1.0 only",
         Refuse,
         CAT,
-        tls(legacy(SslVersion::TLS1), "good.test"),
+        b.tls(legacy(good, SslVersion::TLS1), "good.test"),
     );
-    add(
+    b.add(
         "34",
         "RC4 only (scripted ServerHello: OpenSSL 3 here has no RC4 suites)",
         Refuse,
@@ -579,16 +809,10 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
                 label: "RC4",
                 codes: RC4_SUITES,
             },
-            probe: probe("good.test"),
+            probe: b.probe("good.test"),
         },
     );
-    let tls12 = |ciphers: &str| TlsSpec {
-        max: Some(SslVersion::TLS1_2),
-        seclevel: Some(0),
-        ciphers: Some(format!("{}:@SECLEVEL=0", ciphers)),
-        ..TlsSpec::new(chain(&good))
-    };
-    add(
+    b.add(
         "35",
         "3DES only (scripted ServerHello: OpenSSL 3 here has no 3DES suites)",
         Refuse,
@@ -598,28 +822,33 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
                 label: "3DES",
                 codes: TRIPLE_DES_SUITES,
             },
-            probe: probe("good.test"),
+            probe: b.probe("good.test"),
         },
     );
-    add(
+}
+
+/// 36-42: TLS 1.2 key exchange and suites, TLS 1.3 HelloRetryRequest.
+fn suite_cases(b: &mut Builder, good: &Chain) {
+    b.add(
         "36",
         "NULL cipher only",
         Refuse,
         CAT,
-        tls(
-            tls12("ECDHE-RSA-NULL-SHA:NULL-SHA256:NULL-SHA"),
+        b.tls(
+            tls12(good, "ECDHE-RSA-NULL-SHA:NULL-SHA256:NULL-SHA"),
             "good.test",
         ),
     );
-    add(
+    b.add(
         "37",
         "anonymous (aNULL) only",
         Refuse,
         CAT,
-        tls(
+        b.tls(
             TlsSpec {
                 dh: Some(DhGroup::Modp2048),
                 ..tls12(
+                    good,
                     "AECDH-AES128-SHA:AECDH-AES256-SHA:ADH-AES128-GCM-SHA256:ADH-AES256-GCM-SHA384",
                 )
             },
@@ -627,79 +856,86 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
         ),
     );
     let dhe = "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
-    add(
+    b.add(
         "38",
         "DHE with a 1024-bit group only",
         Refuse,
         CAT,
-        tls(
+        b.tls(
             TlsSpec {
                 dh: Some(DhGroup::Modp1024),
-                ..tls12(dhe)
+                ..tls12(good, dhe)
             },
             "good.test",
         ),
     );
-    add(
+    b.add(
         "39",
         "DHE with a 2048-bit group",
         Accept,
         CAT,
-        tls(
+        b.tls(
             TlsSpec {
                 dh: Some(DhGroup::Modp2048),
                 seclevel: None,
                 ciphers: Some(dhe.into()),
-                ..tls12(dhe)
+                ..tls12(good, dhe)
             },
             "good.test",
         ),
     );
-    add(
+    b.add(
         "40",
         "static RSA key exchange only (no forward secrecy)",
         Refuse,
         CAT,
-        tls(
-            tls12("AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-SHA256:AES128-SHA"),
+        b.tls(
+            tls12(
+                good,
+                "AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-SHA256:AES128-SHA",
+            ),
             "good.test",
         ),
     );
-    add(
+    b.add(
         "41",
         "ECDHE with CBC-SHA1 only",
         Refuse,
         CAT,
-        tls(
-            tls12("ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA"),
+        b.tls(
+            tls12(good, "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA"),
             "good.test",
         ),
     );
-    add(
+    b.add(
         "42",
         "TLS 1.3 HelloRetryRequest (server only does P-384)",
         Accept,
         CAT,
-        tls(
+        b.tls(
             TlsSpec {
                 groups: Some("P-384".into()),
-                ..only(SslVersion::TLS1_3, SslVersion::TLS1_3)
+                ..only(good, SslVersion::TLS1_3, SslVersion::TLS1_3)
             },
             "good.test",
         ),
     );
+}
+
+/// 43-48: client certificates, SNI, ALPN and the ClientHello.
+fn feature_cases(b: &mut Builder, good: &Chain) -> Result<()> {
     let mtls = TlsSpec {
-        client_ca: Some(root.cert.clone()),
-        ..TlsSpec::new(chain(&good))
+        client_ca: Some(b.root.cert.clone()),
+        ..TlsSpec::new(good.clone())
     };
-    add(
+    b.add(
         "43",
         "client certificate required, none sent",
         Refuse,
         CAT,
-        tls(mtls.clone(), "good.test"),
+        b.tls(mtls.clone(), "good.test"),
     );
-    add(
+    b.add(
         "44",
         "client certificate required and sent",
         Accept,
@@ -708,26 +944,26 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
             server: Ok(mtls),
             probe: ProbeSpec {
                 client_cert: true,
-                ..probe("good.test")
+                ..b.probe("good.test")
             },
         },
     );
-    let sni_default = leaf(Spec::leaf("default.test"))?;
-    let sni_right = leaf(Spec::leaf("sni.test"))?;
-    add(
+    let sni_default = b.leaf(Spec::leaf("default.test"))?;
+    let sni_right = b.leaf(Spec::leaf("sni.test"))?;
+    b.add(
         "45",
         "SNI: default cert wrong, cert for the SNI name right",
         Accept,
         CAT,
-        tls(
+        b.tls(
             TlsSpec {
-                sni: Some(("sni.test".into(), chain(&sni_right))),
-                ..TlsSpec::new(chain(&sni_default))
+                sni: Some(("sni.test".into(), b.chain(&sni_right))),
+                ..TlsSpec::new(b.chain(&sni_default))
             },
             "sni.test",
         ),
     );
-    add(
+    b.add(
         "46",
         "ALPN: server h2 + http/1.1, client asks h2, http/1.1",
         Expect::AcceptAlpn("h2".into()),
@@ -735,138 +971,119 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
         How::Tls {
             server: Ok(TlsSpec {
                 alpn: Some(vec!["h2".into(), "http/1.1".into()]),
-                ..TlsSpec::new(chain(&good))
+                ..TlsSpec::new(good.clone())
             }),
             probe: ProbeSpec {
                 alpn: Some(vec!["h2".into(), "http/1.1".into()]),
-                ..probe("good.test")
+                ..b.probe("good.test")
             },
         },
     );
-    add(
+    b.add(
         "47",
         "ClientHello: null compression only, SNI not for IP literals, no SSLv2 hello",
         Check,
         CAT,
         How::Hello(HelloCheck::Basics),
     );
-    add(
+    b.add(
         "48",
         "ClientHello offers an X25519MLKEM768 key share",
         Check,
         CAT,
         How::Hello(HelloCheck::PqShare),
     );
+    Ok(())
+}
 
-    // ---- HTTPS stacks and trust stores --------------------------------------------------------
-    let site = crate::pip::index_site()?;
-    let web = leaf(Spec::leaf("localhost").sans(vec![dns("localhost"), ip("127.0.0.1")]))?;
-    let web_srv = TlsSpec {
-        app: App::Http(site.clone()),
-        ..TlsSpec::new(chain(&web))
-    };
-    let wrong_web_srv = TlsSpec {
-        app: App::Http(site.clone()),
-        ..TlsSpec::new(other_chain.clone())
-    };
-    let url = |kind: &'static str, group: Group, cafile: bool| ProbeSpec {
-        kind,
-        host: "localhost".into(),
-        cafile: if cafile { Some(root_pem.clone()) } else { None },
-        client_cert: false,
-        alpn: None,
-        group,
-    };
-    add(
+/// 49-53: HTTPS stacks and trust stores.
+fn https_trust_cases(b: &mut Builder, good: &Chain, web: &Web) {
+    b.add(
         "49",
         "HTTPS GET through urllib/urllib2 with the default context",
         Accept,
         CAT,
         How::Tls {
-            server: Ok(web_srv.clone()),
-            probe: url("urllib", Group::Default, true),
+            server: Ok(web.srv.clone()),
+            probe: b.url("urllib", Group::Default, true),
         },
     );
-    add(
+    b.add(
         "50",
         "urllib/urllib2 GET, server certificate for another host",
         Refuse,
         CAT,
         How::Tls {
-            server: Ok(wrong_web_srv.clone()),
-            probe: url("urllib", Group::Default, true),
+            server: Ok(web.wrong_srv.clone()),
+            probe: b.url("urllib", Group::Default, true),
         },
     );
-    let no_cafile = |group: Group| ProbeSpec {
-        cafile: None,
-        group,
-        ..probe("good.test")
-    };
-    add(
+    b.add(
         "51",
         "default trust: no cafile, test CA only in the system trust store",
         Accept,
         CAT,
         How::Tls {
-            server: Ok(srv(chain(&good))),
-            probe: no_cafile(Group::SystemStore),
+            server: Ok(srv(good.clone())),
+            probe: b.no_cafile(Group::SystemStore),
         },
     );
-    add(
+    b.add(
         "52",
         "SSL_CERT_FILE overrides the default store",
         Accept,
         CAT,
         How::Tls {
-            server: Ok(srv(chain(&good))),
-            probe: no_cafile(Group::CertFile),
+            server: Ok(srv(good.clone())),
+            probe: b.no_cafile(Group::CertFile),
         },
     );
-    use crate::pip::PipCase;
-    add(
+    b.add(
         "53",
         "pip (from ensurepip) installs from a local HTTPS index, trust only from SSL_CERT_FILE",
         Accept,
         CAT,
         How::Pip(PipCase::CertFile),
     );
+}
 
-    // ---- implied by the contract ------------------------------------------------------------
-    add(
+/// Implied by the contract: the other trust overrides, pip, and the distribution layouts.
+fn contract_trust_cases(b: &mut Builder, good: &Chain) {
+    b.add(
         "52b",
         "SSL_CERT_DIR (hashed dir) overrides the default store",
         Accept,
         CON,
         How::Tls {
-            server: Ok(srv(chain(&good))),
-            probe: no_cafile(Group::CertDir),
+            server: Ok(srv(good.clone())),
+            probe: b.no_cafile(Group::CertDir),
         },
     );
-    add(
+    b.add(
         "52c",
         "control: no cafile, no override: test CA not trusted",
         Refuse,
         CON,
         How::Tls {
-            server: Ok(srv(chain(&good))),
-            probe: no_cafile(Group::Default),
+            server: Ok(srv(good.clone())),
+            probe: b.no_cafile(Group::Default),
         },
     );
-    add(
+    b.add(
         "53b",
         "pip: index certificate for another host",
         Refuse,
         CON,
         How::Pip(PipCase::WrongHost),
     );
-    add(
+    b.add(
         "53c",
         "pip --cert with the index CA (no other trust) installs",
         Accept,
         CON,
         How::Pip(PipCase::CertFlag),
     );
-    add(
+    b.add(
         "53d",
         "pip: index chain to an untrusted root",
         Refuse,
@@ -875,7 +1092,7 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
     );
     // pip with trust only from a distribution's platform bundle (the trust-* namespaces).
     for l in PipCase::LAYOUTS {
-        add(
+        b.add(
             &format!("pip-{}", l.id()),
             &format!(
                 "pip installs, trust only from the platform store: {}",
@@ -888,142 +1105,158 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
     }
     // Distribution trust layouts, each in its own mount namespace (trust.rs); trust-empty is the
     // control that proves the group can fail.
-    for l in crate::trust::Layout::ALL {
-        add(
+    for l in Layout::ALL {
+        b.add(
             l.id(),
             l.title(),
             if l.accepts() { Accept } else { Refuse },
             CON,
             How::Tls {
-                server: Ok(srv(chain(&good))),
-                probe: no_cafile(Group::Layout(*l)),
+                server: Ok(srv(good.clone())),
+                probe: b.no_cafile(Group::Layout(*l)),
             },
         );
     }
-    let l = leaf(Spec::leaf("*.0.0.1").cn(Some("ip wildcard")))?;
-    add(
+}
+
+/// 54-57: host names implied by the contract.
+fn contract_hostname_cases(b: &mut Builder) -> Result<()> {
+    let l = b.leaf(Spec::leaf("*.0.0.1").cn(Some("ip wildcard")))?;
+    b.add(
         "54",
         "DNS SAN *.0.0.1 (wildcard over an IP), dialled by IP",
         Refuse,
         CON,
-        tls(srv(chain(&l)), "127.0.0.1"),
+        b.tls(srv(b.chain(&l)), "127.0.0.1"),
     );
-    let l = leaf(Spec::leaf("ipv6 san").sans(vec![ip("::1")]))?;
-    add(
+    let l = b.leaf(Spec::leaf("ipv6 san").sans(vec![ip("::1")]))?;
+    b.add(
         "55",
         "IPv6 SAN ::1, server_hostname ::1",
         Accept,
         CON,
-        tls(srv(chain(&l)), "::1"),
+        b.tls(srv(b.chain(&l)), "::1"),
     );
-    let l = leaf(Spec::leaf("*.UPPER.test"))?;
-    add(
+    let l = b.leaf(Spec::leaf("*.UPPER.test"))?;
+    b.add(
         "56",
         "uppercase wildcard *.UPPER.test for a.upper.test",
         Accept,
         CON,
-        tls(srv(chain(&l)), "a.upper.test"),
+        b.tls(srv(b.chain(&l)), "a.upper.test"),
     );
-    let l = leaf(Spec::leaf("upper-host.test"))?;
-    add(
+    let l = b.leaf(Spec::leaf("upper-host.test"))?;
+    b.add(
         "57",
         "host UPPER-HOST.TEST, SAN upper-host.test",
         Accept,
         CON,
-        tls(srv(chain(&l)), "UPPER-HOST.TEST"),
+        b.tls(srv(b.chain(&l)), "UPPER-HOST.TEST"),
     );
-    let nc = f.issue(
+    Ok(())
+}
+
+/// 58-61: name and path-length constraints, a longer chain.
+fn contract_chain_cases(b: &mut Builder) -> Result<()> {
+    let nc = b.f.issue(
         &Spec {
             basic: Basic::Ca(Some(0)),
             permitted_dns: vec!["allowed.test".into()],
             ..Spec::ca("tlsforge Constrained Intermediate")
         },
-        Some(&root),
+        Some(&b.root),
     )?;
-    let l = f.issue(&Spec::leaf("bad.forbidden.test"), Some(&nc))?;
-    add(
+    let l = b.f.issue(&Spec::leaf("bad.forbidden.test"), Some(&nc))?;
+    b.add(
         "58",
         "name constraints (permitted allowed.test) violated",
         Refuse,
         CON,
-        tls(srv(chain_of(&l, &[&nc])), "bad.forbidden.test"),
+        b.tls(srv(chain_of(&l, &[&nc])), "bad.forbidden.test"),
     );
-    let l = f.issue(&Spec::leaf("ok.allowed.test"), Some(&nc))?;
-    add(
+    let l = b.f.issue(&Spec::leaf("ok.allowed.test"), Some(&nc))?;
+    b.add(
         "59",
         "name constraints satisfied",
         Accept,
         CON,
-        tls(srv(chain_of(&l, &[&nc])), "ok.allowed.test"),
+        b.tls(srv(chain_of(&l, &[&nc])), "ok.allowed.test"),
     );
-    let pl0 = f.issue(
+    let pl0 = b.f.issue(
         &Spec {
             basic: Basic::Ca(Some(0)),
             ..Spec::ca("tlsforge pathlen:0 CA")
         },
-        Some(&root),
+        Some(&b.root),
     )?;
-    let below = f.issue(&Spec::ca("tlsforge CA below pathlen:0"), Some(&pl0))?;
-    let l = f.issue(&Spec::leaf("pathlen.test"), Some(&below))?;
-    add(
+    let below =
+        b.f.issue(&Spec::ca("tlsforge CA below pathlen:0"), Some(&pl0))?;
+    let l = b.f.issue(&Spec::leaf("pathlen.test"), Some(&below))?;
+    b.add(
         "60",
         "path length constraint exceeded",
         Refuse,
         CON,
-        tls(srv(chain_of(&l, &[&below, &pl0])), "pathlen.test"),
+        b.tls(srv(chain_of(&l, &[&below, &pl0])), "pathlen.test"),
     );
-    let i1 = f.issue(&Spec::ca("tlsforge Chain Level 1"), Some(&root))?;
-    let i2 = f.issue(&Spec::ca("tlsforge Chain Level 2"), Some(&i1))?;
-    let i3 = f.issue(&Spec::ca("tlsforge Chain Level 3"), Some(&i2))?;
-    let l = f.issue(&Spec::leaf("deep.test"), Some(&i3))?;
-    add(
+    let i1 =
+        b.f.issue(&Spec::ca("tlsforge Chain Level 1"), Some(&b.root))?;
+    let i2 = b.f.issue(&Spec::ca("tlsforge Chain Level 2"), Some(&i1))?;
+    let i3 = b.f.issue(&Spec::ca("tlsforge Chain Level 3"), Some(&i2))?;
+    let l = b.f.issue(&Spec::leaf("deep.test"), Some(&i3))?;
+    b.add(
         "61",
         "three intermediates",
         Accept,
         CON,
-        tls(srv(chain_of(&l, &[&i3, &i2, &i1])), "deep.test"),
+        b.tls(srv(chain_of(&l, &[&i3, &i2, &i1])), "deep.test"),
     );
-    let weak_ca = f.issue(
+    Ok(())
+}
+
+/// 62-64: weak and ECDSA intermediates.
+fn contract_intermediate_cases(b: &mut Builder) -> Result<()> {
+    let weak_ca = b.f.issue(
         &Spec {
             key: KeyType::Rsa(1024),
             basic: Basic::Ca(Some(0)),
             ..Spec::ca("tlsforge RSA-1024 Intermediate")
         },
-        Some(&root),
+        Some(&b.root),
     )?;
-    let l = f.issue(&Spec::leaf("weakca.test"), Some(&weak_ca))?;
-    add(
+    let l = b.f.issue(&Spec::leaf("weakca.test"), Some(&weak_ca))?;
+    b.add(
         "62",
         "RSA-1024 intermediate",
         Refuse,
         CON,
-        tls(weak_server(chain_of(&l, &[&weak_ca])), "weakca.test"),
+        b.tls(weak_server(chain_of(&l, &[&weak_ca])), "weakca.test"),
     );
-    let sha1_ca = f.issue(
+    let sha1_ca = b.f.issue(
         &Spec {
             digest: Digest::Sha1,
             basic: Basic::Ca(Some(0)),
             ..Spec::ca("tlsforge SHA-1-signed Intermediate")
         },
-        Some(&root),
+        Some(&b.root),
     )?;
-    let l = f.issue(&Spec::leaf("sha1int.test"), Some(&sha1_ca))?;
-    add(
+    let l = b.f.issue(&Spec::leaf("sha1int.test"), Some(&sha1_ca))?;
+    b.add(
         "63",
         "SHA-1-signed intermediate",
         Refuse,
         CON,
-        tls(weak_server(chain_of(&l, &[&sha1_ca])), "sha1int.test"),
+        b.tls(weak_server(chain_of(&l, &[&sha1_ca])), "sha1int.test"),
     );
-    let ec_ca = f.issue(
+    let ec_ca = b.f.issue(
         &Spec {
             key: KeyType::P384,
             basic: Basic::Ca(Some(0)),
             ..Spec::ca("tlsforge ECDSA P-384 Intermediate")
         },
-        Some(&root),
+        Some(&b.root),
     )?;
-    let l = f.issue(
+    let l = b.f.issue(
         &Spec {
             key: KeyType::P256,
             ku: Ku::Signature,
@@ -1032,101 +1265,110 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
         },
         Some(&ec_ca),
     )?;
-    add(
+    b.add(
         "64",
         "ECDSA chain: P-384 intermediate, P-256 leaf, ecdsa-with-SHA384",
         Accept,
         CON,
-        tls(srv(chain_of(&l, &[&ec_ca])), "ecchain.test"),
+        b.tls(srv(chain_of(&l, &[&ec_ca])), "ecchain.test"),
     );
-    let aead12 = |ciphers: &str| TlsSpec {
-        max: Some(SslVersion::TLS1_2),
-        ciphers: Some(ciphers.into()),
-        ..TlsSpec::new(chain(&good))
-    };
-    add(
+    Ok(())
+}
+
+/// 65-68: TLS 1.2 AEAD suites and TLS 1.3 CCM-8.
+fn contract_suite_cases(b: &mut Builder, good: &Chain) {
+    b.add(
         "65",
         "TLS 1.2 ECDHE-RSA-CHACHA20-POLY1305 only",
         Accept,
         CON,
-        tls(aead12("ECDHE-RSA-CHACHA20-POLY1305"), "good.test"),
+        b.tls(aead12(good, "ECDHE-RSA-CHACHA20-POLY1305"), "good.test"),
     );
-    add(
+    b.add(
         "66",
         "TLS 1.2 ECDHE-RSA-AES128-GCM-SHA256 only",
         Accept,
         CON,
-        tls(aead12("ECDHE-RSA-AES128-GCM-SHA256"), "good.test"),
+        b.tls(aead12(good, "ECDHE-RSA-AES128-GCM-SHA256"), "good.test"),
     );
-    add(
+    b.add(
         "67",
         "TLS 1.2 ECDHE with CBC-SHA256/384 only (FS but not AEAD)",
         Refuse,
         CON,
-        tls(
-            aead12("ECDHE-RSA-AES128-SHA256:ECDHE-RSA-AES256-SHA384"),
+        b.tls(
+            aead12(good, "ECDHE-RSA-AES128-SHA256:ECDHE-RSA-AES256-SHA384"),
             "good.test",
         ),
     );
-    add(
+    b.add(
         "68",
         "TLS 1.3 AES-128-CCM-8 only",
         Refuse,
         CON,
-        tls(
+        b.tls(
             TlsSpec {
                 suites13: Some("TLS_AES_128_CCM_8_SHA256".into()),
-                ..only(SslVersion::TLS1_3, SslVersion::TLS1_3)
+                ..only(good, SslVersion::TLS1_3, SslVersion::TLS1_3)
             },
             "good.test",
         ),
     );
-    let l = leaf(Spec {
+}
+
+/// 69-72: leaf extensions X509_STRICT checks.
+fn contract_leaf_cases(b: &mut Builder) -> Result<()> {
+    let l = b.leaf(Spec {
         aki: false,
         ..Spec::leaf("noaki.test")
     })?;
-    add(
+    b.add(
         "69",
         "leaf without authorityKeyIdentifier (X509_STRICT)",
         Refuse,
         CON,
-        tls(srv(chain(&l)), "noaki.test"),
+        b.tls(srv(b.chain(&l)), "noaki.test"),
     );
-    let l = leaf(Spec {
+    let l = b.leaf(Spec {
         basic: Basic::Ca(None),
         ku: Ku::Absent,
         ..Spec::leaf("caleaf.test")
     })?;
-    add(
+    b.add(
         "70",
         "leaf with CA:TRUE and no keyUsage",
         Refuse,
         CON,
-        tls(srv(chain(&l)), "caleaf.test"),
+        b.tls(srv(b.chain(&l)), "caleaf.test"),
     );
-    let l = leaf(Spec {
+    let l = b.leaf(Spec {
         ku: Ku::CertSignOnly,
         ..Spec::leaf("kucertsign.test")
     })?;
-    add(
+    b.add(
         "71",
         "leaf keyUsage keyCertSign only",
         Refuse,
         CON,
-        tls(srv(chain(&l)), "kucertsign.test"),
+        b.tls(srv(b.chain(&l)), "kucertsign.test"),
     );
-    let l = leaf(Spec {
+    let l = b.leaf(Spec {
         unknown_critical_ext: true,
         ..Spec::leaf("critext.test")
     })?;
-    add(
+    b.add(
         "72",
         "leaf with an unknown critical extension",
         Refuse,
         CON,
-        tls(srv(chain(&l)), "critext.test"),
+        b.tls(srv(b.chain(&l)), "critext.test"),
     );
-    let exp_root = f.issue(
+    Ok(())
+}
+
+/// 73-77: trust anchors, partial chains, revocation hints, IDNA.
+fn contract_anchor_cases(b: &mut Builder) -> Result<()> {
+    let exp_root = b.f.issue(
         &Spec {
             not_before: -60,
             not_after: -1,
@@ -1134,16 +1376,17 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
         },
         None,
     )?;
-    let exp_root_pem = crate::pki::write_pem(&dir.join("expired-root.pem"), &[&exp_root.cert])?;
-    let er_inter = f.issue(
+    let exp_root_pem = crate::pki::write_pem(&b.dir.join("expired-root.pem"), &[&exp_root.cert])?;
+    let er_inter = b.f.issue(
         &Spec {
             basic: Basic::Ca(Some(0)),
             ..Spec::ca("tlsforge Intermediate under Expired Root")
         },
         Some(&exp_root),
     )?;
-    let l = f.issue(&Spec::leaf("expiredroot.test"), Some(&er_inter))?;
-    add(
+    let l =
+        b.f.issue(&Spec::leaf("expiredroot.test"), Some(&er_inter))?;
+    b.add(
         "73",
         "trust anchor (root) expired",
         Refuse,
@@ -1152,65 +1395,70 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
             server: Ok(srv(chain_of(&l, &[&er_inter]))),
             probe: ProbeSpec {
                 cafile: Some(exp_root_pem),
-                ..probe("expiredroot.test")
+                ..b.probe("expiredroot.test")
             },
         },
     );
-    let l = leaf(Spec::leaf("partial.test"))?;
-    add(
+    let l = b.leaf(Spec::leaf("partial.test"))?;
+    b.add(
         "74",
         "only the intermediate trusted (VERIFY_X509_PARTIAL_CHAIN)",
         Accept,
         CON,
         How::Tls {
-            server: Ok(srv(chain(&l))),
+            server: Ok(srv(b.chain(&l))),
             probe: ProbeSpec {
-                cafile: Some(inter_pem.clone()),
-                ..probe("partial.test")
+                cafile: Some(b.inter_pem.clone()),
+                ..b.probe("partial.test")
             },
         },
     );
-    let l = leaf(Spec {
+    let l = b.leaf(Spec {
         crl_dp: Some("http://127.0.0.1:9/tlsforge.crl".into()),
         ..Spec::leaf("crldp.test")
     })?;
-    add(
+    b.add(
         "75",
         "leaf with an unreachable CRL distribution point (no revocation check by default)",
         Accept,
         CON,
-        tls(srv(chain(&l)), "crldp.test"),
+        b.tls(srv(b.chain(&l)), "crldp.test"),
     );
-    let l = leaf(Spec {
+    let l = b.leaf(Spec {
         must_staple: true,
         ..Spec::leaf("muststaple.test")
     })?;
-    add(
+    b.add(
         "76",
         "must-staple leaf, no OCSP staple (not enforced by default)",
         Accept,
         CON,
-        tls(srv(chain(&l)), "muststaple.test"),
+        b.tls(srv(b.chain(&l)), "muststaple.test"),
     );
-    let l = leaf(Spec::leaf("xn--bcher-kva.test"))?;
-    add(
+    let l = b.leaf(Spec::leaf("xn--bcher-kva.test"))?;
+    b.add(
         "77",
         "U-label host b\u{fc}cher.test, SAN xn--bcher-kva.test",
         Accept,
         CON,
-        tls(srv(chain(&l)), "b\u{fc}cher.test"),
+        b.tls(srv(b.chain(&l)), "b\u{fc}cher.test"),
     );
-    add(
+    Ok(())
+}
+
+/// 78, 86, 79, 79b, 80, 81: scripted servers and ClientHello checks.
+fn contract_scripted_cases(b: &mut Builder, good: &Chain) {
+    b.add(
         "78",
         "SSL 3.0 only (scripted ServerHello: no SSLv3 in OpenSSL 3 here)",
         Refuse,
         CON,
         How::Scripted {
             script: Script::Ssl3,
-            probe: probe("good.test"),
+            probe: b.probe("good.test"),
         },
     );
-    add(
+    b.add(
         "86",
         "export-grade suites only (scripted ServerHello)",
         Refuse,
@@ -1220,107 +1468,91 @@ pub fn build(dir: &Path) -> Result<(Materials, Vec<CaseDef>)> {
                 label: "an export suite",
                 codes: EXPORT_SUITES,
             },
-            probe: probe("good.test"),
+            probe: b.probe("good.test"),
         },
     );
-    add(
+    b.add(
         "79",
         "DHE with a 512-bit group (Logjam; scripted: OpenSSL 3 refuses to serve it)",
         Refuse,
         CON,
         How::Scripted {
             script: Script::WeakDh {
-                chain: chain(&good),
+                chain: good.clone(),
                 bits: 512,
             },
-            probe: probe("good.test"),
+            probe: b.probe("good.test"),
         },
     );
-    add(
+    b.add(
         "79b",
         "control for 79: the same scripted DHE flight with a 2048-bit group",
         Accept,
         CON,
         How::Scripted {
             script: Script::WeakDh {
-                chain: chain(&good),
+                chain: good.clone(),
                 bits: 2048,
             },
-            probe: probe("good.test"),
+            probe: b.probe("good.test"),
         },
     );
-    add(
+    b.add(
         "80",
         "ClientHello: TLS 1.0/1.1 not offered",
         Check,
         CON,
         How::Hello(HelloCheck::NoOldVersions),
     );
-    add(
+    b.add(
         "81",
         "ClientHello: every TLS 1.2 suite offered is forward secret and AEAD",
         Check,
         CON,
         How::Hello(HelloCheck::FsAeadOnly),
     );
-    add(
+}
+
+/// 82-85: urllib and http.client without a context argument.
+fn contract_https_cases(b: &mut Builder, web: &Web) {
+    b.add(
         "82",
         "urllib with no context argument (SSL_CERT_FILE trusts the CA)",
         Accept,
         CON,
         How::Tls {
-            server: Ok(web_srv.clone()),
-            probe: url("urllib_default", Group::CertFile, false),
+            server: Ok(web.srv.clone()),
+            probe: b.url("urllib_default", Group::CertFile, false),
         },
     );
-    add(
+    b.add(
         "83",
         "urllib with no context argument, certificate for another host",
         Refuse,
         CON,
         How::Tls {
-            server: Ok(wrong_web_srv.clone()),
-            probe: url("urllib_default", Group::CertFile, false),
+            server: Ok(web.wrong_srv.clone()),
+            probe: b.url("urllib_default", Group::CertFile, false),
         },
     );
-    add(
+    b.add(
         "84",
         "http.client/httplib HTTPSConnection with the default context",
         Accept,
         CON,
         How::Tls {
-            server: Ok(web_srv.clone()),
-            probe: url("httplib", Group::Default, true),
+            server: Ok(web.srv.clone()),
+            probe: b.url("httplib", Group::Default, true),
         },
     );
-    add(
+    b.add(
         "85",
         "http.client/httplib with no context argument, certificate for another host",
         Refuse,
         CON,
         How::Tls {
-            server: Ok(wrong_web_srv),
-            probe: url("httplib_default", Group::CertFile, false),
+            server: Ok(web.wrong_srv.clone()),
+            probe: b.url("httplib_default", Group::CertFile, false),
         },
     );
-
-    let index_wrong_chain = other_chain;
-    let untrusted_web = f.issue(
-        &Spec::leaf("localhost").sans(vec![dns("localhost"), ip("127.0.0.1")]),
-        Some(&inter2),
-    )?;
-    Ok((
-        Materials {
-            root_pem,
-            client_cert,
-            client_key,
-            trust_bundle,
-            trust_dir,
-            index_chain: chain(&web),
-            index_wrong_chain,
-            index_untrusted_chain: chain_of(&untrusted_web, &[&inter2, &root2]),
-            layout_files,
-        },
-        cases,
-    ))
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::suites::SUITES;
+use crate::suites::{self, Suite};
 
 /// X25519MLKEM768, the post-quantum hybrid group OpenSSL 3.5+/4.0 offer by default.
 pub const X25519MLKEM768: u16 = 0x11EC;
@@ -264,8 +264,16 @@ pub struct SuiteInfo {
 }
 
 pub fn suite_info(code: u16) -> SuiteInfo {
-    match SUITES.iter().find(|s| s.0 == code) {
-        Some(&(_, name, proto, kx, au, enc, mac)) => {
+    match suites::find(code) {
+        Some(&Suite {
+            name,
+            protocol: proto,
+            kx,
+            au,
+            enc,
+            mac,
+            ..
+        }) => {
             let tls13 = proto == "TLSv1.3";
             let forward_secret =
                 tls13 || (matches!(kx, "ECDH" | "DH" | "ECDHEPSK" | "DHEPSK") && au != "None");

@@ -407,6 +407,45 @@ fn hello_check(
     }
 }
 
+/// Outcomes per case id: (observed, detail, ms).
+type Outcomes = BTreeMap<String, (Observed, String, u64)>;
+
+/// An outcome with no detail and no time.
+fn bare(o: Observed) -> (Observed, String, u64) {
+    (o, String::new(), 0)
+}
+
+/// One interpreter's run: what every step after the meta query needs.
+struct InterpRun<'a> {
+    env: &'a Env<'a>,
+    interp: &'a Interpreter,
+    meta: &'a Value,
+    /// Python's major version (2 or 3).
+    major: u32,
+    /// This interpreter's scratch directory.
+    work: &'a Path,
+}
+
+/// The per-interpreter servers and the probe entries that point at them.
+struct OwnServers {
+    /// ClientHellos the inspector saw for hello.test and for 127.0.0.1.
+    cap_host: Captures,
+    cap_ip: Captures,
+    /// Kept alive until the probes are done.
+    listeners: Vec<Listener>,
+    /// Probe entries per probe process.
+    groups: BTreeMap<Group, Vec<Value>>,
+    script_logs: HashMap<String, (Script, ScriptLog)>,
+}
+
+/// What the probe processes and pip reported.
+struct ProbeReports {
+    lines: HashMap<String, ProbeLine>,
+    /// Per probe-process group (by name): why it produced nothing, or what its namespace did.
+    group_notes: HashMap<String, String>,
+    pip: Option<pip::PipResult>,
+}
+
 fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<CaseResult>) {
     let t0 = Instant::now();
     let mut rep = InterpreterReport {
@@ -417,47 +456,13 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
     };
     let work = env.work.join(format!("interp-{}", sanitize(&interp.name)));
     let _ = std::fs::create_dir_all(&work);
-    let mut out: BTreeMap<String, (Observed, String, u64)> = BTreeMap::new();
 
     // 1. What is this interpreter?
-    let meta = {
-        let mut c = Command::new(&interp.python);
-        c.arg(env.probe).arg("--meta");
-        proc::probe_env(&mut c);
-        let _p = env.sem.acquire();
-        match proc::run_cmd(&mut c, Duration::from_secs(30)) {
-            Ok(o) => match parse_probe_output(&o.stdout).0 {
-                Some(m) => Ok(m),
-                None => Err(format!(
-                    "no meta line (exit {:?}): {}",
-                    o.status.and_then(|s| s.code()),
-                    o.stderr.lines().last().unwrap_or("")
-                )),
-            },
-            Err(e) => Err(format!("{:#}", e)),
-        }
-    };
-    let meta = match meta {
+    let meta = match interpreter_meta(env, interp) {
         Ok(m) => m,
         Err(e) => {
             rep.notes.push(format!("interpreter did not start: {}", e));
-            let results = env
-                .cases
-                .iter()
-                .map(|c| {
-                    let obs = Observed::Error {
-                        message: format!("interpreter did not start: {}", e),
-                    };
-                    CaseResult {
-                        case: c.id.clone(),
-                        interpreter: interp.name.clone(),
-                        verdict: judge(&c.expect, &obs),
-                        observed: obs,
-                        detail: String::new(),
-                        ms: 0,
-                    }
-                })
-                .collect();
+            let results = did_not_start(env, interp, &e);
             rep.wall_ms = t0.elapsed().as_millis() as u64;
             return (rep, results);
         }
@@ -466,234 +471,25 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
     rep.openssl = meta["openssl"].as_str().unwrap_or("?").to_string();
     let major = meta["version_info"][0].as_u64().unwrap_or(3) as u32;
     rep.meta = meta.clone();
+    let run = InterpRun {
+        env,
+        interp,
+        meta: &meta,
+        major,
+        work: &work,
+    };
 
     // 2. Per-interpreter servers: ClientHello inspector and scripted servers.
-    let need_hello = env.cases.iter().any(|c| matches!(c.how, How::Hello(_)));
-    let cap_host: Captures = Arc::new(Mutex::new(Vec::new()));
-    let cap_ip: Captures = Arc::new(Mutex::new(Vec::new()));
-    let mut own_listeners: Vec<Listener> = Vec::new();
-    let mut groups: BTreeMap<Group, Vec<Value>> = BTreeMap::new();
-    if need_hello {
-        for (id, host, cap) in [
-            ("_hello_host", "hello.test", &cap_host),
-            ("_hello_ip", "127.0.0.1", &cap_ip),
-        ] {
-            match server::start_inspector(cap.clone()) {
-                Ok(l) => {
-                    let p = ProbeSpec::tls(host, &env.mat.root_pem);
-                    groups
-                        .entry(Group::Default)
-                        .or_default()
-                        .push(probe_entry(id, &p, l.port, env.mat));
-                    own_listeners.push(l);
-                }
-                Err(e) => cap.lock().unwrap().push(Err(format!("inspector: {:#}", e))),
-            }
-        }
-    }
-    let mut script_logs: HashMap<String, (Script, ScriptLog)> = HashMap::new();
-    for c in env.cases {
-        match &c.how {
-            How::Tls { probe, .. } => match &env.ports[&c.id] {
-                Ok(port) => groups
-                    .entry(probe.group)
-                    .or_default()
-                    .push(probe_entry(&c.id, probe, *port, env.mat)),
-                Err(e) => {
-                    out.insert(
-                        c.id.clone(),
-                        (
-                            Observed::NotServable { reason: e.clone() },
-                            String::new(),
-                            0,
-                        ),
-                    );
-                }
-            },
-            How::Scripted { script, probe } => {
-                let log: ScriptLog = Arc::new(Mutex::new(Vec::new()));
-                match server::start_scripted(script.clone(), log.clone()) {
-                    Ok(l) => {
-                        groups
-                            .entry(probe.group)
-                            .or_default()
-                            .push(probe_entry(&c.id, probe, l.port, env.mat));
-                        own_listeners.push(l);
-                        script_logs.insert(c.id.clone(), (script.clone(), log));
-                    }
-                    Err(e) => {
-                        out.insert(
-                            c.id.clone(),
-                            (
-                                Observed::Error {
-                                    message: format!("{:#}", e),
-                                },
-                                String::new(),
-                                0,
-                            ),
-                        );
-                    }
-                }
-            }
-            How::NotServable(r) => {
-                out.insert(
-                    c.id.clone(),
-                    (
-                        Observed::NotServable { reason: r.clone() },
-                        String::new(),
-                        0,
-                    ),
-                );
-            }
-            _ => {}
-        }
-    }
+    let mut out = Outcomes::new();
+    let servers = start_own_servers(env, &mut out);
 
     // 3. Probe processes (one per group) and pip, concurrently.
-    let pip_cases: Vec<&CaseDef> = env
-        .cases
-        .iter()
-        .filter(|c| matches!(c.how, How::Pip { .. }))
-        .collect();
-    let mut probe_lines: HashMap<String, ProbeLine> = HashMap::new();
-    let mut group_notes: HashMap<String, String> = HashMap::new();
-    let mut pip_result = None;
-    std::thread::scope(|s| {
-        let pip_handle = (!pip_cases.is_empty()).then(|| {
-            let work = work.join("pip");
-            let python = interp.python.clone();
-            let meta = meta.clone();
-            let cases: Vec<(String, pip::PipCase)> = pip_cases
-                .iter()
-                .filter_map(|c| match c.how {
-                    How::Pip(p) => Some((c.id.clone(), p)),
-                    _ => None,
-                })
-                .collect();
-            s.spawn(move || {
-                if meta["ensurepip"].is_null() {
-                    let why = format!(
-                        "no ensurepip module ({})",
-                        meta["ensurepip_error"].as_str().unwrap_or("?")
-                    );
-                    return pip::PipResult::all(&cases, Observed::NotServable { reason: why }, "-");
-                }
-                let _permit = env.pip_sem.acquire();
-                let t = Instant::now();
-                let mut r = pip::run(&pip::PipJob {
-                    python: &python,
-                    major,
-                    work: &work,
-                    ca_pem: &env.mat.root_pem,
-                    ports: env.pip_ports,
-                    cases: &cases,
-                    meta: &meta,
-                    layout_files: &env.mat.layout_files,
-                    private: &env.private,
-                    timeout: PIP_TIMEOUT,
-                });
-                r.summary = format!("{} ({:.1} s)", r.summary, t.elapsed().as_secs_f64());
-                r
-            })
-        });
-        let mut handles = Vec::new();
-        for (group, entries) in &groups {
-            let file = work.join(format!("cases-{}.json", group.name()));
-            if let Err(e) = std::fs::write(&file, serde_json::to_vec_pretty(entries).unwrap()) {
-                group_notes.insert(group.name().into(), format!("writing cases: {}", e));
-                continue;
-            }
-            // Namespace groups build their own command and may be unservable here.
-            let namespaced = match group {
-                Group::SystemStore => Some(trust::command(
-                    &interp.python,
-                    env.probe,
-                    &file,
-                    &meta,
-                    &env.mat.trust_bundle,
-                    &env.mat.trust_dir,
-                    &work,
-                )),
-                Group::Layout(layout) => Some(trust::layout_command(
-                    *layout,
-                    &[
-                        interp.python.as_os_str(),
-                        env.probe.as_os_str(),
-                        file.as_os_str(),
-                        "1".as_ref(),
-                    ],
-                    &meta,
-                    &env.mat.layout_files,
-                    &work,
-                    &env.private,
-                )),
-                _ => None,
-            };
-            let cmd = match namespaced {
-                Some(Ok((mut c, note))) => {
-                    proc::probe_env(&mut c);
-                    if !note.is_empty() {
-                        group_notes.insert(group.name().into(), note);
-                    }
-                    c
-                }
-                Some(Err(reason)) => {
-                    for e in entries {
-                        out.insert(
-                            e["id"].as_str().unwrap().to_string(),
-                            (
-                                Observed::NotServable {
-                                    reason: reason.clone(),
-                                },
-                                String::new(),
-                                0,
-                            ),
-                        );
-                    }
-                    continue;
-                }
-                None => {
-                    let mut c = Command::new(&interp.python);
-                    c.arg(env.probe).arg(&file).arg("16");
-                    proc::probe_env(&mut c);
-                    match group {
-                        Group::CertFile => {
-                            c.env("SSL_CERT_FILE", &env.mat.trust_bundle);
-                        }
-                        Group::CertDir => {
-                            c.env("SSL_CERT_DIR", &env.mat.trust_dir);
-                        }
-                        _ => {}
-                    }
-                    c
-                }
-            };
-            let name = group.name().to_string();
-            handles.push(s.spawn(move || (name, run_probe_process(env.sem, cmd))));
-        }
-        for h in handles {
-            let (name, (lines, note)) = h.join().unwrap();
-            probe_lines.extend(lines);
-            if !note.is_empty() {
-                group_notes
-                    .entry(name)
-                    .and_modify(|n| n.push_str(&format!("; {}", note)))
-                    .or_insert(note);
-            }
-        }
-        pip_result = pip_handle.map(|h| h.join().unwrap());
-    });
-    drop(own_listeners);
+    let reports = run_probes(&run, &servers.groups, &mut out);
+    drop(servers.listeners);
 
     // 4. Outcomes.
-    let group_of = |c: &CaseDef| match &c.how {
-        How::Tls { probe, .. } | How::Scripted { probe, .. } => {
-            Some(probe.group.name().to_string())
-        }
-        _ => None,
-    };
-    let host_hello = last_capture(&cap_host);
-    let ip_hello = last_capture(&cap_ip);
+    let host_hello = last_capture(&servers.cap_host);
+    let ip_hello = last_capture(&servers.cap_ip);
     if let Ok(h) = &host_hello {
         rep.hello_rating = Some(rate(h));
     }
@@ -701,112 +497,14 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
         if out.contains_key(&c.id) {
             continue;
         }
-        let line = probe_lines.get(&c.id);
-        let ms = line.and_then(|l| l.ms).unwrap_or(0);
-        let missing = || {
-            let note = group_of(c)
-                .and_then(|g| group_notes.get(&g).cloned())
-                .unwrap_or_default();
-            Observed::Error {
-                message: format!("no result from the probe ({})", note),
-            }
-        };
-        let entry = match &c.how {
-            How::Tls { .. } => match line {
-                Some(l) => {
-                    let o = l.observed();
-                    let detail = match &o {
-                        Observed::Accept { .. } => o.describe(),
-                        _ => format!(
-                            "{}: {}",
-                            l.error_class.clone().unwrap_or_default(),
-                            l.error.clone().unwrap_or_default()
-                        ),
-                    };
-                    let detail = match (c.id.as_str(), group_notes.get("system_store")) {
-                        ("51", Some(n)) => format!("{} [{}]", detail, n),
-                        _ => detail,
-                    };
-                    let detail = match &l.verify_paths {
-                        Some(vp) => format!(
-                            "{}; default verify paths: {}",
-                            detail,
-                            describe_verify_paths(vp)
-                        ),
-                        None => detail,
-                    };
-                    let detail = match group_of(c)
-                        .filter(|g| g.starts_with("trust-"))
-                        .and_then(|g| group_notes.get(&g))
-                    {
-                        Some(n) => format!("{} [{}]", detail, n),
-                        None => detail,
-                    };
-                    (o, detail, ms)
-                }
-                None => (missing(), String::new(), 0),
-            },
-            How::Scripted { .. } => {
-                let (script, log) = &script_logs[&c.id];
-                let client = line
-                    .map(|l| {
-                        format!(
-                            "; probe saw: {} {}",
-                            l.outcome,
-                            l.error.clone().unwrap_or_default()
-                        )
-                    })
-                    .unwrap_or_default();
-                match scripted_observed(script, log) {
-                    Some((o, d)) => (o, format!("{}{}", d, client), ms),
-                    None => (missing(), client, 0),
-                }
-            }
-            How::Hello(check) => {
-                let (o, d) = hello_check(*check, &host_hello, &ip_hello);
-                (o, d, 0)
-            }
-            How::Pip(_) => match pip_result.as_ref().and_then(|r| r.outcomes.get(&c.id)) {
-                Some((o, d)) => (o.clone(), d.clone(), 0),
-                None => (
-                    Observed::Error {
-                        message: "pip not run".into(),
-                    },
-                    String::new(),
-                    0,
-                ),
-            },
-            How::NotServable(r) => (
-                Observed::NotServable { reason: r.clone() },
-                String::new(),
-                0,
-            ),
-        };
+        let entry = case_outcome(c, &reports, &servers.script_logs, &host_hello, &ip_hello);
         out.insert(c.id.clone(), entry);
     }
-    // 42 only exercises a HelloRetryRequest if the client's first key shares miss P-384.
-    if let (Some(entry), Ok(h)) = (out.get_mut("42"), &host_hello) {
-        let shares: Vec<String> = h
-            .key_share_groups
-            .iter()
-            .map(|g| hello::group_name(*g))
-            .collect();
-        let hrr = !h.key_share_groups.contains(&0x0018);
-        entry.1 = format!(
-            "{}; first key shares [{}] vs server P-384 only: {}",
-            entry.1,
-            shares.join(","),
-            if hrr {
-                "HelloRetryRequest needed"
-            } else {
-                "no HRR needed (case not exercised)"
-            }
-        );
-    }
-    if let Some(r) = &pip_result {
+    note_hello_retry(&mut out, &host_hello);
+    if let Some(r) = &reports.pip {
         rep.pip_note = format!("{}; {}", r.pip_version, r.summary);
     }
-    for (g, n) in &group_notes {
+    for (g, n) in &reports.group_notes {
         rep.notes.push(format!("{}: {}", g, n));
     }
     let results = env
@@ -826,6 +524,402 @@ fn run_interpreter(env: &Env, interp: &Interpreter) -> (InterpreterReport, Vec<C
         .collect();
     rep.wall_ms = t0.elapsed().as_millis() as u64;
     (rep, results)
+}
+
+/// `probe.py --meta`: the interpreter's versions, paths and modules, or why it did not start.
+fn interpreter_meta(env: &Env, interp: &Interpreter) -> Result<Value, String> {
+    let mut c = Command::new(&interp.python);
+    c.arg(env.probe).arg("--meta");
+    proc::probe_env(&mut c);
+    let _p = env.sem.acquire();
+    match proc::run_cmd(&mut c, Duration::from_secs(30)) {
+        Ok(o) => match parse_probe_output(&o.stdout).0 {
+            Some(m) => Ok(m),
+            None => Err(format!(
+                "no meta line (exit {:?}): {}",
+                o.status.and_then(|s| s.code()),
+                o.stderr.lines().last().unwrap_or("")
+            )),
+        },
+        Err(e) => Err(format!("{:#}", e)),
+    }
+}
+
+/// Every case an error: the interpreter did not start (`e`).
+fn did_not_start(env: &Env, interp: &Interpreter, e: &str) -> Vec<CaseResult> {
+    env.cases
+        .iter()
+        .map(|c| {
+            let obs = Observed::Error {
+                message: format!("interpreter did not start: {}", e),
+            };
+            CaseResult {
+                case: c.id.clone(),
+                interpreter: interp.name.clone(),
+                verdict: judge(&c.expect, &obs),
+                observed: obs,
+                detail: String::new(),
+                ms: 0,
+            }
+        })
+        .collect()
+}
+
+/// Start the ClientHello inspectors (if a case needs them) and the scripted servers, and sort
+/// every case with a server into its probe group; cases that cannot be served go to `out`.
+fn start_own_servers(env: &Env, out: &mut Outcomes) -> OwnServers {
+    let mut own = OwnServers {
+        cap_host: Arc::new(Mutex::new(Vec::new())),
+        cap_ip: Arc::new(Mutex::new(Vec::new())),
+        listeners: Vec::new(),
+        groups: BTreeMap::new(),
+        script_logs: HashMap::new(),
+    };
+    if env.cases.iter().any(|c| matches!(c.how, How::Hello(_))) {
+        for (id, host, cap) in [
+            ("_hello_host", "hello.test", &own.cap_host),
+            ("_hello_ip", "127.0.0.1", &own.cap_ip),
+        ] {
+            match server::start_inspector(cap.clone()) {
+                Ok(l) => {
+                    let p = ProbeSpec::tls(host, &env.mat.root_pem);
+                    own.groups
+                        .entry(Group::Default)
+                        .or_default()
+                        .push(probe_entry(id, &p, l.port, env.mat));
+                    own.listeners.push(l);
+                }
+                Err(e) => cap.lock().unwrap().push(Err(format!("inspector: {:#}", e))),
+            }
+        }
+    }
+    for c in env.cases {
+        match &c.how {
+            How::Tls { probe, .. } => match &env.ports[&c.id] {
+                Ok(port) => own
+                    .groups
+                    .entry(probe.group)
+                    .or_default()
+                    .push(probe_entry(&c.id, probe, *port, env.mat)),
+                Err(e) => {
+                    out.insert(
+                        c.id.clone(),
+                        bare(Observed::NotServable { reason: e.clone() }),
+                    );
+                }
+            },
+            How::Scripted { script, probe } => {
+                let log: ScriptLog = Arc::new(Mutex::new(Vec::new()));
+                match server::start_scripted(script.clone(), log.clone()) {
+                    Ok(l) => {
+                        own.groups
+                            .entry(probe.group)
+                            .or_default()
+                            .push(probe_entry(&c.id, probe, l.port, env.mat));
+                        own.listeners.push(l);
+                        own.script_logs.insert(c.id.clone(), (script.clone(), log));
+                    }
+                    Err(e) => {
+                        out.insert(
+                            c.id.clone(),
+                            bare(Observed::Error {
+                                message: format!("{:#}", e),
+                            }),
+                        );
+                    }
+                }
+            }
+            How::NotServable(r) => {
+                out.insert(
+                    c.id.clone(),
+                    bare(Observed::NotServable { reason: r.clone() }),
+                );
+            }
+            _ => {}
+        }
+    }
+    own
+}
+
+/// Run one probe process per group and, beside them, pip; groups that cannot run here put
+/// their cases in `out`.
+fn run_probes(
+    run: &InterpRun,
+    groups: &BTreeMap<Group, Vec<Value>>,
+    out: &mut Outcomes,
+) -> ProbeReports {
+    let pip_cases: Vec<(String, pip::PipCase)> = run
+        .env
+        .cases
+        .iter()
+        .filter_map(|c| match c.how {
+            How::Pip(p) => Some((c.id.clone(), p)),
+            _ => None,
+        })
+        .collect();
+    let mut lines: HashMap<String, ProbeLine> = HashMap::new();
+    let mut group_notes: HashMap<String, String> = HashMap::new();
+    let mut pip_result = None;
+    std::thread::scope(|s| {
+        let pip_handle = (!pip_cases.is_empty()).then(|| s.spawn(move || run_pip(run, &pip_cases)));
+        let mut handles = Vec::new();
+        for (group, entries) in groups {
+            let Some(cmd) = group_command(run, *group, entries, &mut group_notes, out) else {
+                continue;
+            };
+            let name = group.name().to_string();
+            let sem = run.env.sem;
+            handles.push(s.spawn(move || (name, run_probe_process(sem, cmd))));
+        }
+        for h in handles {
+            let (name, (got, note)) = h.join().unwrap();
+            lines.extend(got);
+            if !note.is_empty() {
+                group_notes
+                    .entry(name)
+                    .and_modify(|n| n.push_str(&format!("; {}", note)))
+                    .or_insert(note);
+            }
+        }
+        pip_result = pip_handle.map(|h| h.join().unwrap());
+    });
+    ProbeReports {
+        lines,
+        group_notes,
+        pip: pip_result,
+    }
+}
+
+/// The pip cases, under the pip limit (not servable without ensurepip).
+fn run_pip(run: &InterpRun, cases: &[(String, pip::PipCase)]) -> pip::PipResult {
+    let (env, meta) = (run.env, run.meta);
+    if meta["ensurepip"].is_null() {
+        let why = format!(
+            "no ensurepip module ({})",
+            meta["ensurepip_error"].as_str().unwrap_or("?")
+        );
+        return pip::PipResult::all(cases, Observed::NotServable { reason: why }, "-");
+    }
+    let _permit = env.pip_sem.acquire();
+    let t = Instant::now();
+    let mut r = pip::run(&pip::PipJob {
+        python: &run.interp.python,
+        major: run.major,
+        work: &run.work.join("pip"),
+        ca_pem: &env.mat.root_pem,
+        ports: env.pip_ports,
+        cases,
+        meta,
+        layout_files: &env.mat.layout_files,
+        private: &env.private,
+        timeout: PIP_TIMEOUT,
+    });
+    r.summary = format!("{} ({:.1} s)", r.summary, t.elapsed().as_secs_f64());
+    r
+}
+
+/// Write `group`'s cases file and build the command that runs the probe on it: in a namespace
+/// for the system-store and layout groups, with SSL_CERT_FILE or SSL_CERT_DIR for theirs. None
+/// if it cannot run (the reason is in `notes`, or the cases are in `out` as not servable).
+fn group_command(
+    run: &InterpRun,
+    group: Group,
+    entries: &[Value],
+    notes: &mut HashMap<String, String>,
+    out: &mut Outcomes,
+) -> Option<Command> {
+    let (env, python) = (run.env, &run.interp.python);
+    let file = run.work.join(format!("cases-{}.json", group.name()));
+    if let Err(e) = std::fs::write(&file, serde_json::to_vec_pretty(entries).unwrap()) {
+        notes.insert(group.name().into(), format!("writing cases: {}", e));
+        return None;
+    }
+    // Namespace groups build their own command and may be unservable here.
+    let namespaced = match group {
+        Group::SystemStore => Some(trust::command(
+            python,
+            env.probe,
+            &file,
+            run.meta,
+            &env.mat.trust_bundle,
+            &env.mat.trust_dir,
+            run.work,
+        )),
+        Group::Layout(layout) => Some(trust::layout_command(
+            layout,
+            &[
+                python.as_os_str(),
+                env.probe.as_os_str(),
+                file.as_os_str(),
+                "1".as_ref(),
+            ],
+            run.meta,
+            &env.mat.layout_files,
+            run.work,
+            &env.private,
+        )),
+        _ => None,
+    };
+    match namespaced {
+        Some(Ok((mut c, note))) => {
+            proc::probe_env(&mut c);
+            if !note.is_empty() {
+                notes.insert(group.name().into(), note);
+            }
+            Some(c)
+        }
+        Some(Err(reason)) => {
+            for e in entries {
+                out.insert(
+                    e["id"].as_str().unwrap().to_string(),
+                    bare(Observed::NotServable {
+                        reason: reason.clone(),
+                    }),
+                );
+            }
+            None
+        }
+        None => {
+            let mut c = Command::new(python);
+            c.arg(env.probe).arg(&file).arg("16");
+            proc::probe_env(&mut c);
+            match group {
+                Group::CertFile => {
+                    c.env("SSL_CERT_FILE", &env.mat.trust_bundle);
+                }
+                Group::CertDir => {
+                    c.env("SSL_CERT_DIR", &env.mat.trust_dir);
+                }
+                _ => {}
+            }
+            Some(c)
+        }
+    }
+}
+
+/// The name of the probe group `c` runs in, if it runs in a probe process.
+fn group_of(c: &CaseDef) -> Option<String> {
+    match &c.how {
+        How::Tls { probe, .. } | How::Scripted { probe, .. } => {
+            Some(probe.group.name().to_string())
+        }
+        _ => None,
+    }
+}
+
+/// `c`'s outcome from what the probes, the servers and pip reported.
+fn case_outcome(
+    c: &CaseDef,
+    reports: &ProbeReports,
+    script_logs: &HashMap<String, (Script, ScriptLog)>,
+    host_hello: &Result<ClientHello, String>,
+    ip_hello: &Result<ClientHello, String>,
+) -> (Observed, String, u64) {
+    let line = reports.lines.get(&c.id);
+    let ms = line.and_then(|l| l.ms).unwrap_or(0);
+    let missing = || {
+        let note = group_of(c)
+            .and_then(|g| reports.group_notes.get(&g).cloned())
+            .unwrap_or_default();
+        Observed::Error {
+            message: format!("no result from the probe ({})", note),
+        }
+    };
+    match &c.how {
+        How::Tls { .. } => match line {
+            Some(l) => {
+                let o = l.observed();
+                let detail = tls_detail(c, l, &o, &reports.group_notes);
+                (o, detail, ms)
+            }
+            None => (missing(), String::new(), 0),
+        },
+        How::Scripted { .. } => {
+            let (script, log) = &script_logs[&c.id];
+            let client = line
+                .map(|l| {
+                    format!(
+                        "; probe saw: {} {}",
+                        l.outcome,
+                        l.error.clone().unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default();
+            match scripted_observed(script, log) {
+                Some((o, d)) => (o, format!("{}{}", d, client), ms),
+                None => (missing(), client, 0),
+            }
+        }
+        How::Hello(check) => {
+            let (o, d) = hello_check(*check, host_hello, ip_hello);
+            (o, d, 0)
+        }
+        How::Pip(_) => match reports.pip.as_ref().and_then(|r| r.outcomes.get(&c.id)) {
+            Some((o, d)) => (o.clone(), d.clone(), 0),
+            None => bare(Observed::Error {
+                message: "pip not run".into(),
+            }),
+        },
+        How::NotServable(r) => bare(Observed::NotServable { reason: r.clone() }),
+    }
+}
+
+/// The detail of a TLS case's probe line `l` (observed `o`), with its group's notes.
+fn tls_detail(
+    c: &CaseDef,
+    l: &ProbeLine,
+    o: &Observed,
+    group_notes: &HashMap<String, String>,
+) -> String {
+    let detail = match o {
+        Observed::Accept { .. } => o.describe(),
+        _ => format!(
+            "{}: {}",
+            l.error_class.clone().unwrap_or_default(),
+            l.error.clone().unwrap_or_default()
+        ),
+    };
+    let detail = match (c.id.as_str(), group_notes.get("system_store")) {
+        ("51", Some(n)) => format!("{} [{}]", detail, n),
+        _ => detail,
+    };
+    let detail = match &l.verify_paths {
+        Some(vp) => format!(
+            "{}; default verify paths: {}",
+            detail,
+            describe_verify_paths(vp)
+        ),
+        None => detail,
+    };
+    match group_of(c)
+        .filter(|g| g.starts_with("trust-"))
+        .and_then(|g| group_notes.get(&g))
+    {
+        Some(n) => format!("{} [{}]", detail, n),
+        None => detail,
+    }
+}
+
+/// 42 only exercises a HelloRetryRequest if the client's first key shares miss P-384.
+fn note_hello_retry(out: &mut Outcomes, host_hello: &Result<ClientHello, String>) {
+    if let (Some(entry), Ok(h)) = (out.get_mut("42"), host_hello) {
+        let shares: Vec<String> = h
+            .key_share_groups
+            .iter()
+            .map(|g| hello::group_name(*g))
+            .collect();
+        let hrr = !h.key_share_groups.contains(&0x0018);
+        entry.1 = format!(
+            "{}; first key shares [{}] vs server P-384 only: {}",
+            entry.1,
+            shares.join(","),
+            if hrr {
+                "HelloRetryRequest needed"
+            } else {
+                "no HRR needed (case not exercised)"
+            }
+        );
+    }
 }
 
 /// `cafile=... capath=... (openssl_cafile=..., openssl_capath=...)`; None shown as -.
@@ -855,6 +949,77 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
+/// The servers every interpreter shares: one per TLS case, and the pip index servers.
+struct SharedServers {
+    /// Kept alive for the whole run.
+    listeners: Vec<Listener>,
+    /// Per TLS case: its server's port, or why it could not be started.
+    ports: HashMap<String, Result<u16, String>>,
+    pip_ports: pip::IndexPorts,
+}
+
+impl SharedServers {
+    fn start(cases: &[CaseDef], mat: &Materials) -> Result<SharedServers> {
+        let mut listeners = Vec::new();
+        let mut ports: HashMap<String, Result<u16, String>> = HashMap::new();
+        for c in cases {
+            if let How::Tls { server, .. } = &c.how {
+                let r = match server {
+                    Ok(spec) => server::start_tls(spec.clone())
+                        .map_err(|e| format!("server cannot be configured: {:#}", e)),
+                    Err(e) => Err(e.clone()),
+                };
+                ports.insert(
+                    c.id.clone(),
+                    r.as_ref().map(|l| l.port).map_err(|e| e.clone()),
+                );
+                if let Ok(l) = r {
+                    listeners.push(l);
+                }
+            }
+        }
+        let mut pip_ports = pip::IndexPorts::default();
+        if cases.iter().any(|c| matches!(c.how, How::Pip(_))) {
+            let site = pip::index_site()?;
+            let serve = |chain: &server::Chain| {
+                server::start_tls(server::TlsSpec {
+                    app: server::App::Http(site.clone()),
+                    ..server::TlsSpec::new(chain.clone())
+                })
+            };
+            let good = serve(&mat.index_chain)?;
+            let wrong = serve(&mat.index_wrong_chain)?;
+            let untrusted = serve(&mat.index_untrusted_chain)?;
+            pip_ports = pip::IndexPorts {
+                good: Some(good.port),
+                wrong_host: Some(wrong.port),
+                untrusted: Some(untrusted.port),
+            };
+            listeners.extend([good, wrong, untrusted]);
+        }
+        Ok(SharedServers {
+            listeners,
+            ports,
+            pip_ports,
+        })
+    }
+}
+
+/// The macOS layouts mount over /private, which Linux lacks: made for the run if a selected
+/// case needs it (trust.rs).
+fn private_dir_for(cases: &[CaseDef]) -> Option<Result<trust::PrivateDir, String>> {
+    let needs_private = cases.iter().any(|c| match &c.how {
+        How::Tls { probe, .. } => matches!(probe.group, Group::Layout(l) if l.needs_private()),
+        How::Pip(pip::PipCase::Layout(l)) => l.needs_private(),
+        _ => false,
+    });
+    if needs_private {
+        Some(trust::PrivateDir::acquire())
+    } else {
+        None
+    }
+}
+
 /// Run the suite for every interpreter; writes `conformance.json` and `conformance.html` to
 /// `cfg.out_dir`.
 pub fn run(cfg: &Config) -> Result<Report> {
@@ -876,56 +1041,8 @@ pub fn run(cfg: &Config) -> Result<Report> {
         cfg.filter
     );
 
-    // Shared servers, one per case.
-    let mut listeners = Vec::new();
-    let mut ports: HashMap<String, Result<u16, String>> = HashMap::new();
-    for c in &cases {
-        if let How::Tls { server, .. } = &c.how {
-            let r = match server {
-                Ok(spec) => server::start_tls(spec.clone())
-                    .map_err(|e| format!("server cannot be configured: {:#}", e)),
-                Err(e) => Err(e.clone()),
-            };
-            ports.insert(
-                c.id.clone(),
-                r.as_ref().map(|l| l.port).map_err(|e| e.clone()),
-            );
-            if let Ok(l) = r {
-                listeners.push(l);
-            }
-        }
-    }
-    let mut pip_ports = pip::IndexPorts::default();
-    if cases.iter().any(|c| matches!(c.how, How::Pip(_))) {
-        let site = pip::index_site()?;
-        let serve = |chain: &server::Chain| {
-            server::start_tls(server::TlsSpec {
-                app: server::App::Http(site.clone()),
-                ..server::TlsSpec::new(chain.clone())
-            })
-        };
-        let good = serve(&mat.index_chain)?;
-        let wrong = serve(&mat.index_wrong_chain)?;
-        let untrusted = serve(&mat.index_untrusted_chain)?;
-        pip_ports = pip::IndexPorts {
-            good: Some(good.port),
-            wrong_host: Some(wrong.port),
-            untrusted: Some(untrusted.port),
-        };
-        listeners.extend([good, wrong, untrusted]);
-    }
-
-    // The macOS layouts mount over /private, which Linux lacks: made for the run (trust.rs).
-    let needs_private = cases.iter().any(|c| match &c.how {
-        How::Tls { probe, .. } => matches!(probe.group, Group::Layout(l) if l.needs_private()),
-        How::Pip(pip::PipCase::Layout(l)) => l.needs_private(),
-        _ => false,
-    });
-    let private_guard = if needs_private {
-        Some(trust::PrivateDir::acquire())
-    } else {
-        None
-    };
+    let shared = SharedServers::start(&cases, &mat)?;
+    let private_guard = private_dir_for(&cases);
     let private = match &private_guard {
         Some(Err(e)) => Err(e.clone()),
         _ => Ok(()),
@@ -937,8 +1054,8 @@ pub fn run(cfg: &Config) -> Result<Report> {
         mat: &mat,
         probe: &probe,
         work: tmp.path(),
-        ports: &ports,
-        pip_ports,
+        ports: &shared.ports,
+        pip_ports: shared.pip_ports,
         sem: &sem,
         pip_sem: &pip_sem,
         private,
@@ -953,7 +1070,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
             .map(|h| h.join().expect("interpreter thread panicked"))
             .collect()
     });
-    drop(listeners);
+    drop(shared.listeners);
     drop(private_guard);
 
     let mut report = Report {
@@ -974,14 +1091,19 @@ pub fn run(cfg: &Config) -> Result<Report> {
         report.results.extend(results);
     }
     report.wall_ms = t0.elapsed().as_millis() as u64;
-    std::fs::create_dir_all(&cfg.out_dir)
-        .with_context(|| format!("creating {}", cfg.out_dir.display()))?;
-    std::fs::write(
-        cfg.out_dir.join("conformance.json"),
-        serde_json::to_vec_pretty(&report)?,
-    )?;
-    std::fs::write(cfg.out_dir.join("conformance.html"), report.html())?;
+    write_report(&cfg.out_dir, &report)?;
     Ok(report)
+}
+
+/// `conformance.json` and `conformance.html` in `out_dir`.
+fn write_report(out_dir: &Path, report: &Report) -> Result<()> {
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    std::fs::write(
+        out_dir.join("conformance.json"),
+        serde_json::to_vec_pretty(report)?,
+    )?;
+    std::fs::write(out_dir.join("conformance.html"), report.html())?;
+    Ok(())
 }
 
 #[cfg(test)]

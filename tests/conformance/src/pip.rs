@@ -276,37 +276,51 @@ pub fn run(job: &PipJob) -> PipResult {
     }
 }
 
-fn run_inner(job: &PipJob) -> Result<PipResult> {
-    let deadline = Instant::now() + job.timeout;
-    let left = || deadline.saturating_duration_since(Instant::now());
-    std::fs::create_dir_all(job.work)?;
-    let home = job.work.join("home");
-    let (py, env, how) =
-        bootstrap(job.python, job.major, job.work, deadline).context("bootstrapping pip")?;
+/// Python code that imports the installed package from a `--target` dir (argv: dir, module).
+const IMPORT_CHECK_PY: &str = include_str!("py/import_check.py");
 
-    let mut c = Command::new(&py);
-    c.args(["-m", "pip", "--version"]);
-    neutral_env(&mut c, &home);
-    c.envs(env.iter().cloned());
-    let v = run_cmd(&mut c, left().min(Duration::from_secs(30)))?;
-    let pip_version = v.stdout.trim().to_string();
-    if !v.success() {
-        anyhow::bail!("pip --version failed after {}: {}", how, tail(&v.stderr, 3));
+/// A bootstrapped pip, for one job.
+struct Pip<'a> {
+    job: &'a PipJob<'a>,
+    /// The python that runs the bootstrapped pip, and its extra environment.
+    py: PathBuf,
+    env: Vec<(String, String)>,
+    home: PathBuf,
+    deadline: Instant,
+}
+
+impl Pip<'_> {
+    fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
     }
-    let short_version = pip_version
-        .split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ");
 
-    // One pip install in a neutral environment; Ok((installed and importable, detail)).
-    let install = |case: PipCase, target: &str| -> Result<(bool, String)> {
+    /// `c` in the neutral environment with the bootstrap's variables.
+    fn neutral(&self, c: &mut Command) {
+        neutral_env(c, &self.home);
+        c.envs(self.env.iter().cloned());
+    }
+
+    /// `pip --version`'s output.
+    fn version(&self, how: &str) -> Result<String> {
+        let mut c = Command::new(&self.py);
+        c.args(["-m", "pip", "--version"]);
+        self.neutral(&mut c);
+        let v = run_cmd(&mut c, self.left().min(Duration::from_secs(30)))?;
+        let pip_version = v.stdout.trim().to_string();
+        if !v.success() {
+            anyhow::bail!("pip --version failed after {}: {}", how, tail(&v.stderr, 3));
+        }
+        Ok(pip_version)
+    }
+
+    /// The pip install command for `case` into `target`.
+    fn install_command(&self, case: PipCase, target: &Path) -> Result<Command> {
+        let job = self.job;
         let port = job
             .ports
             .for_case(case)
             .context("index server not running")?;
-        let target = job.work.join(target);
-        let mut argv: Vec<std::ffi::OsString> = vec![py.clone().into()];
+        let mut argv: Vec<std::ffi::OsString> = vec![self.py.clone().into()];
         for a in [
             "-m",
             "pip",
@@ -329,7 +343,7 @@ fn run_inner(job: &PipJob) -> Result<PipResult> {
             argv.push(job.ca_pem.into());
         }
         argv.push("--target".into());
-        argv.push(target.clone().into());
+        argv.push(target.into());
         argv.push(PKG_NAME.into());
         let mut c = match case {
             PipCase::Layout(l) => {
@@ -344,15 +358,21 @@ fn run_inner(job: &PipJob) -> Result<PipResult> {
                 c
             }
         };
-        neutral_env(&mut c, &home);
-        c.envs(env.iter().cloned());
+        self.neutral(&mut c);
         if matches!(
             case,
             PipCase::CertFile | PipCase::WrongHost | PipCase::UntrustedCa
         ) {
             c.env("SSL_CERT_FILE", job.ca_pem);
         }
-        let o = run_cmd(&mut c, left().min(Duration::from_secs(45)))?;
+        Ok(c)
+    }
+
+    /// One pip install in a neutral environment; Ok((installed and importable, detail)).
+    fn install(&self, case: PipCase, target: &str) -> Result<(bool, String)> {
+        let target = self.job.work.join(target);
+        let mut c = self.install_command(case, &target)?;
+        let o = run_cmd(&mut c, self.left().min(Duration::from_secs(45)))?;
         let all = format!("{}\n{}", o.stdout, o.stderr);
         if o.timed_out {
             return Ok((false, format!("timed out: {}", tail(&all, 2))));
@@ -361,15 +381,13 @@ fn run_inner(job: &PipJob) -> Result<PipResult> {
             return Ok((false, tail(&all, 3)));
         }
         // Installed: import it from the target dir.
-        let mut c = Command::new(&py);
-        c.arg("-c").arg(format!(
-            "import sys; sys.path.insert(0, {:?}); import {} as m; print(m.VALUE)",
-            target.display().to_string(),
-            PKG_MODULE
-        ));
-        neutral_env(&mut c, &home);
-        c.envs(env.iter().cloned());
-        let imp = run_cmd(&mut c, left().min(Duration::from_secs(20)))?;
+        let mut c = Command::new(&self.py);
+        c.arg("-c")
+            .arg(IMPORT_CHECK_PY)
+            .arg(&target)
+            .arg(PKG_MODULE);
+        self.neutral(&mut c);
+        let imp = run_cmd(&mut c, self.left().min(Duration::from_secs(20)))?;
         if imp.stdout.trim() == PKG_VALUE {
             Ok((
                 true,
@@ -381,12 +399,88 @@ fn run_inner(job: &PipJob) -> Result<PipResult> {
                 format!("pip said ok but import failed: {}", tail(&imp.stderr, 2)),
             ))
         }
+    }
+}
+
+/// The summary line's parts: which ways of giving trust worked and which did not.
+#[derive(Default)]
+struct Tally<'a> {
+    works: Vec<String>,
+    fails: Vec<String>,
+    layouts_ok: Vec<&'a str>,
+}
+
+impl<'a> Tally<'a> {
+    /// `case` (described as `what`; empty: not part of the summary) installed or not.
+    fn record(&mut self, case: &'a PipCase, what: &str, ok: bool) {
+        if what.is_empty() {
+            return;
+        }
+        match (ok, case) {
+            (true, PipCase::Layout(l)) => self.layouts_ok.push(l.id().trim_start_matches("trust-")),
+            (true, _) => self.works.push(format!("{} works", what)),
+            (false, PipCase::Layout(l)) => self.fails.push(format!("{} does not work", l.id())),
+            (false, _) => self.fails.push(format!("{} does not work", what)),
+        }
+    }
+
+    fn summary(mut self) -> String {
+        if !self.layouts_ok.is_empty() {
+            self.works.push(format!(
+                "platform store works ({})",
+                self.layouts_ok.join(", ")
+            ));
+        }
+        self.works
+            .into_iter()
+            .chain(self.fails)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// What an install's result means for the case: accepted, refused by TLS, or an error.
+fn install_observed(ok: bool, detail: &str) -> Observed {
+    if ok {
+        Observed::Accept {
+            version: None,
+            cipher: None,
+            alpn: None,
+        }
+    } else if tls_failure(detail) {
+        Observed::Refuse {
+            class: "pip".into(),
+            message: detail.to_string(),
+        }
+    } else {
+        Observed::Error {
+            message: format!("pip failed, but not with a TLS error: {}", detail),
+        }
+    }
+}
+
+fn run_inner(job: &PipJob) -> Result<PipResult> {
+    let deadline = Instant::now() + job.timeout;
+    std::fs::create_dir_all(job.work)?;
+    let home = job.work.join("home");
+    let (py, env, how) =
+        bootstrap(job.python, job.major, job.work, deadline).context("bootstrapping pip")?;
+    let pip = Pip {
+        job,
+        py,
+        env,
+        home,
+        deadline,
     };
+    let short_version = pip
+        .version(&how)?
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
 
     let mut outcomes = HashMap::new();
-    let mut works: Vec<String> = Vec::new();
-    let mut fails: Vec<String> = Vec::new();
-    let mut layouts_ok: Vec<&str> = Vec::new();
+    let mut tally = Tally::default();
     for (n, (id, case)) in job.cases.iter().enumerate() {
         let (trust, what) = match case {
             PipCase::CertFile => ("SSL_CERT_FILE", "SSL_CERT_FILE alone"),
@@ -395,7 +489,7 @@ fn run_inner(job: &PipJob) -> Result<PipResult> {
             PipCase::WrongHost => ("SSL_CERT_FILE; index certificate for other.test", ""),
             PipCase::UntrustedCa => ("SSL_CERT_FILE; index chain to an untrusted root", ""),
         };
-        let entry = match install(*case, &format!("target-{}", n)) {
+        let entry = match pip.install(*case, &format!("target-{}", n)) {
             Err(e) => (
                 Observed::Error {
                     message: format!("{:#}", e),
@@ -403,54 +497,19 @@ fn run_inner(job: &PipJob) -> Result<PipResult> {
                 String::new(),
             ),
             Ok((ok, detail)) => {
-                if !what.is_empty() {
-                    match (ok, case) {
-                        (true, PipCase::Layout(l)) => {
-                            layouts_ok.push(l.id().trim_start_matches("trust-"))
-                        }
-                        (true, _) => works.push(format!("{} works", what)),
-                        (false, PipCase::Layout(l)) => {
-                            fails.push(format!("{} does not work", l.id()))
-                        }
-                        (false, _) => fails.push(format!("{} does not work", what)),
-                    }
-                }
-                let obs = if ok {
-                    Observed::Accept {
-                        version: None,
-                        cipher: None,
-                        alpn: None,
-                    }
-                } else if tls_failure(&detail) {
-                    Observed::Refuse {
-                        class: "pip".into(),
-                        message: detail.clone(),
-                    }
-                } else {
-                    Observed::Error {
-                        message: format!("pip failed, but not with a TLS error: {}", detail),
-                    }
-                };
+                tally.record(case, what, ok);
                 (
-                    obs,
+                    install_observed(ok, &detail),
                     format!("{}; {}; trust: {}; {}", how, short_version, trust, detail),
                 )
             }
         };
         outcomes.insert(id.clone(), entry);
     }
-    if !layouts_ok.is_empty() {
-        works.push(format!("platform store works ({})", layouts_ok.join(", ")));
-    }
-    let summary = works
-        .into_iter()
-        .chain(fails)
-        .collect::<Vec<_>>()
-        .join("; ");
     Ok(PipResult {
         outcomes,
         pip_version: short_version,
-        summary,
+        summary: tally.summary(),
     })
 }
 

@@ -19,7 +19,7 @@ use openssl::rsa::Rsa;
 use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectKeyIdentifier,
 };
-use openssl::x509::{X509Extension, X509NameBuilder, X509};
+use openssl::x509::{X509Builder, X509Extension, X509Name, X509NameBuilder, X509};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyType {
@@ -265,16 +265,7 @@ impl Factory {
         serial.rand(63, MsbOption::MAYBE_ZERO, false)?;
         let serial = Asn1Integer::from_bn(&serial)?;
         b.set_serial_number(&serial)?;
-        let mut name = X509NameBuilder::new()?;
-        if let Some(o) = &spec.org {
-            if spec.cn.is_some() {
-                name.append_entry_by_nid(Nid::ORGANIZATIONNAME, o)?;
-            }
-        }
-        if let Some(cn) = &spec.cn {
-            name.append_entry_by_nid(Nid::COMMONNAME, cn)?;
-        }
-        let name = name.build();
+        let name = subject_name(spec)?;
         b.set_subject_name(&name)?;
         match issuer {
             Some(i) => b.set_issuer_name(i.cert.subject_name())?,
@@ -286,114 +277,153 @@ impl Factory {
         let na = Asn1Time::from_unix((now() + spec.not_after * 86400) as _)?;
         b.set_not_after(&na)?;
 
-        match spec.basic {
-            Basic::Absent => {}
-            Basic::EndEntity => b.append_extension(BasicConstraints::new().critical().build()?)?,
-            Basic::Ca(pathlen) => {
-                let mut bc = BasicConstraints::new();
-                bc.critical().ca();
-                if let Some(p) = pathlen {
-                    bc.pathlen(p);
-                }
-                b.append_extension(bc.build()?)?
-            }
-        }
-        let ku = match spec.ku {
-            Ku::Absent => None,
-            Ku::ServerRsa => Some(
-                KeyUsage::new()
-                    .critical()
-                    .digital_signature()
-                    .key_encipherment()
-                    .build()?,
-            ),
-            Ku::Signature => Some(KeyUsage::new().critical().digital_signature().build()?),
-            Ku::Ca => Some(
-                KeyUsage::new()
-                    .critical()
-                    .key_cert_sign()
-                    .crl_sign()
-                    .build()?,
-            ),
-            Ku::CertSignOnly => Some(KeyUsage::new().critical().key_cert_sign().build()?),
-        };
-        if let Some(ku) = ku {
-            b.append_extension(ku)?;
-        }
-        match spec.eku {
-            Eku::Absent => {}
-            Eku::ServerAuth => {
-                b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?
-            }
-            Eku::ClientAuth => {
-                b.append_extension(ExtendedKeyUsage::new().client_auth().build()?)?
-            }
-        }
-        if spec.ski {
-            let ext = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
-            b.append_extension(ext)?;
-        }
-        if spec.aki {
-            if let Some(i) = issuer {
-                let ext = AuthorityKeyIdentifier::new()
-                    .keyid(true)
-                    .build(&b.x509v3_context(Some(&i.cert), None))?;
-                b.append_extension(ext)?;
-            }
-        }
-        if !spec.sans.is_empty() {
-            b.append_extension(raw_ext(
-                "2.5.29.17",
-                spec.san_critical,
-                &general_names(&spec.sans),
-            )?)?;
-        }
-        if !spec.permitted_dns.is_empty() {
-            let mut subtrees = Vec::new();
-            for d in &spec.permitted_dns {
-                subtrees.extend(der(0x30, &der(0x82, d.as_bytes())));
-            }
-            let nc = der(0x30, &der(0xA0, &subtrees));
-            b.append_extension(raw_ext("2.5.29.30", true, &nc)?)?;
-        }
-        if let Some(uri) = &spec.crl_dp {
-            let dp = der(
-                0x30,
-                &der(0x30, &der(0xA0, &der(0xA0, &der(0x86, uri.as_bytes())))),
-            );
-            b.append_extension(raw_ext("2.5.29.31", false, &dp)?)?;
-        }
-        if spec.must_staple {
-            b.append_extension(raw_ext(
-                "1.3.6.1.5.5.7.1.24",
-                false,
-                &der(0x30, &der(0x02, &[5])),
-            )?)?;
-        }
-        if spec.unknown_critical_ext {
-            b.append_extension(raw_ext("1.3.6.1.4.1.55555.1.1", true, &[0x05, 0x00])?)?;
-        }
+        usage_extensions(&mut b, spec)?;
+        key_id_extensions(&mut b, spec, issuer)?;
+        raw_extensions(&mut b, spec)?;
 
-        let (sign_key, sign_kind) = match issuer {
-            Some(i) => (&i.key, i.key.id()),
-            None => (&key, key.id()),
-        };
-        let md = if sign_kind == openssl::pkey::Id::ED25519 {
-            MessageDigest::null()
-        } else {
-            match spec.digest {
-                Digest::Sha256 => MessageDigest::sha256(),
-                Digest::Sha384 => MessageDigest::sha384(),
-                Digest::Sha1 => MessageDigest::sha1(),
-                Digest::Md5 => MessageDigest::md5(),
-            }
-        };
+        let (sign_key, md) = signer(spec, &key, issuer);
         b.sign(sign_key, md).context("signing certificate")?;
         Ok(Issued {
             cert: b.build(),
             key,
         })
     }
+}
+
+/// O= (only with a CN) and CN= as `spec` says.
+fn subject_name(spec: &Spec) -> Result<X509Name> {
+    let mut name = X509NameBuilder::new()?;
+    if let Some(o) = &spec.org {
+        if spec.cn.is_some() {
+            name.append_entry_by_nid(Nid::ORGANIZATIONNAME, o)?;
+        }
+    }
+    if let Some(cn) = &spec.cn {
+        name.append_entry_by_nid(Nid::COMMONNAME, cn)?;
+    }
+    Ok(name.build())
+}
+
+/// basicConstraints, keyUsage and extendedKeyUsage.
+fn usage_extensions(b: &mut X509Builder, spec: &Spec) -> Result<()> {
+    match spec.basic {
+        Basic::Absent => {}
+        Basic::EndEntity => b.append_extension(BasicConstraints::new().critical().build()?)?,
+        Basic::Ca(pathlen) => {
+            let mut bc = BasicConstraints::new();
+            bc.critical().ca();
+            if let Some(p) = pathlen {
+                bc.pathlen(p);
+            }
+            b.append_extension(bc.build()?)?
+        }
+    }
+    let ku = match spec.ku {
+        Ku::Absent => None,
+        Ku::ServerRsa => Some(
+            KeyUsage::new()
+                .critical()
+                .digital_signature()
+                .key_encipherment()
+                .build()?,
+        ),
+        Ku::Signature => Some(KeyUsage::new().critical().digital_signature().build()?),
+        Ku::Ca => Some(
+            KeyUsage::new()
+                .critical()
+                .key_cert_sign()
+                .crl_sign()
+                .build()?,
+        ),
+        Ku::CertSignOnly => Some(KeyUsage::new().critical().key_cert_sign().build()?),
+    };
+    if let Some(ku) = ku {
+        b.append_extension(ku)?;
+    }
+    match spec.eku {
+        Eku::Absent => {}
+        Eku::ServerAuth => b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?,
+        Eku::ClientAuth => b.append_extension(ExtendedKeyUsage::new().client_auth().build()?)?,
+    }
+    Ok(())
+}
+
+/// subjectKeyIdentifier and authorityKeyIdentifier (the latter only with an issuer).
+fn key_id_extensions(b: &mut X509Builder, spec: &Spec, issuer: Option<&Issued>) -> Result<()> {
+    if spec.ski {
+        let ext = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
+        b.append_extension(ext)?;
+    }
+    if spec.aki {
+        if let Some(i) = issuer {
+            let ext = AuthorityKeyIdentifier::new()
+                .keyid(true)
+                .build(&b.x509v3_context(Some(&i.cert), None))?;
+            b.append_extension(ext)?;
+        }
+    }
+    Ok(())
+}
+
+/// The extensions written as raw DER: SAN, name constraints, CRL distribution point, TLS
+/// feature (must-staple), an unknown critical extension.
+fn raw_extensions(b: &mut X509Builder, spec: &Spec) -> Result<()> {
+    if !spec.sans.is_empty() {
+        b.append_extension(raw_ext(
+            "2.5.29.17",
+            spec.san_critical,
+            &general_names(&spec.sans),
+        )?)?;
+    }
+    if !spec.permitted_dns.is_empty() {
+        let mut subtrees = Vec::new();
+        for d in &spec.permitted_dns {
+            subtrees.extend(der(0x30, &der(0x82, d.as_bytes())));
+        }
+        let nc = der(0x30, &der(0xA0, &subtrees));
+        b.append_extension(raw_ext("2.5.29.30", true, &nc)?)?;
+    }
+    if let Some(uri) = &spec.crl_dp {
+        let dp = der(
+            0x30,
+            &der(0x30, &der(0xA0, &der(0xA0, &der(0x86, uri.as_bytes())))),
+        );
+        b.append_extension(raw_ext("2.5.29.31", false, &dp)?)?;
+    }
+    if spec.must_staple {
+        b.append_extension(raw_ext(
+            "1.3.6.1.5.5.7.1.24",
+            false,
+            &der(0x30, &der(0x02, &[5])),
+        )?)?;
+    }
+    if spec.unknown_critical_ext {
+        b.append_extension(raw_ext("1.3.6.1.4.1.55555.1.1", true, &[0x05, 0x00])?)?;
+    }
+    Ok(())
+}
+
+/// The signing key (the issuer's, or `key` when self-signed) and digest (none for Ed25519).
+fn signer<'a>(
+    spec: &Spec,
+    key: &'a PKey<Private>,
+    issuer: Option<&'a Issued>,
+) -> (&'a PKey<Private>, MessageDigest) {
+    let (sign_key, sign_kind) = match issuer {
+        Some(i) => (&i.key, i.key.id()),
+        None => (key, key.id()),
+    };
+    let md = if sign_kind == openssl::pkey::Id::ED25519 {
+        MessageDigest::null()
+    } else {
+        match spec.digest {
+            Digest::Sha256 => MessageDigest::sha256(),
+            Digest::Sha384 => MessageDigest::sha384(),
+            Digest::Sha1 => MessageDigest::sha1(),
+            Digest::Md5 => MessageDigest::md5(),
+        }
+    };
+    (sign_key, md)
 }
 
 pub fn pem(certs: &[&X509]) -> Result<Vec<u8>> {
