@@ -15,7 +15,7 @@ use crate::compilers::Compilers;
 use crate::deps::Deps;
 use crate::openssl::Openssl;
 use crate::optimise::{Optimisation, Step};
-use crate::recipes::{CpythonRecipe, Modules, Profile, Toolchain};
+use crate::recipes::{BinaryFormat, CpythonRecipe, Modules, Os, Profile, Toolchain};
 use crate::reproducible::{self, prefix_map_flags};
 use crate::source::Tree;
 use crate::util::{
@@ -60,7 +60,7 @@ pub fn setup_local(openssl: &Openssl, deps: &Deps, tc: &Toolchain) -> Result<Str
     let o = openssl.prefix.display();
     let z = deps.get("zlib")?.prefix.display();
     // (macOS has threads in libSystem, and no libpthread to name)
-    let pthread = if tc.os == "macos" { "" } else { " -lpthread" };
+    let pthread = if tc.os == Os::Macos { "" } else { " -lpthread" };
     Ok(format!(
         "# Written by tlsforge: link TLS, hashing and zlib statically.\n\
          *static*\n\
@@ -105,7 +105,7 @@ pub fn ldflags(tc: &Toolchain, deps: &Deps, cache: &Cache) -> Result<String> {
 /// lose only their debug info after `make install` (`objcopy
 /// --strip-debug`), so a backtrace or gdb still names functions.
 fn strips_after_install(tc: &Toolchain) -> bool {
-    tc.zig.is_some() && tc.binary_format == "elf"
+    tc.zig.is_some() && tc.binary_format == BinaryFormat::Elf
 }
 
 /// Debug info out of every ELF executable and shared object (it names the
@@ -163,7 +163,6 @@ fn link_duplicate_static_library(root: &Path) -> Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 /// What a CPython build is made from and against, besides its tree.
 pub struct Inputs<'a> {
     pub cache: &'a Cache,

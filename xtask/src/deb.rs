@@ -22,7 +22,9 @@ fn debian_arch(tc: &Toolchain) -> Option<&'static str> {
 /// fully static (musl) build is shipped as a tarball only, since its
 /// package would share the glibc build's name and install path.
 pub fn packaged_for(tc: &Toolchain, builder: &str) -> bool {
-    tc.os == "linux" && !tc.fully_static && Command::new(builder).arg("--version").output().is_ok()
+    tc.os == crate::recipes::Os::Linux
+        && !tc.fully_static
+        && Command::new(builder).arg("--version").output().is_ok()
 }
 
 pub fn available(tc: &Toolchain) -> bool {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::compilers::Compilers;
-use crate::recipes::{DepRecipe, Toolchain};
+use crate::recipes::{DepBuild, DepRecipe, Toolchain};
 use crate::reproducible::{self, prefix_map_flags};
 use crate::source;
 use crate::util::{
@@ -91,17 +91,18 @@ pub fn build_waves(recipes: &[DepRecipe]) -> Result<Vec<Vec<&DepRecipe>>> {
     Ok(waves)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Every dependency of recipes/deps the target wants (cache hits when
+/// built), and their merged prefix for CPython's configure.
 pub fn build_all(
     cache: &Cache,
-    recipes: &[DepRecipe],
+    all: &crate::recipes::Recipes,
     tc: &Toolchain,
     compilers: &Compilers,
-    mirrors: &[String],
     jobs: usize,
     t: &Timings,
     guard: impl Fn(bool) -> Result<()> + Sync,
 ) -> Result<Deps> {
+    let (recipes, mirrors) = (&all.deps, &all.mirrors);
     let mut list: Vec<Dep> = Vec::new();
     let mut left_out = Vec::new();
     for (name, why) in &tc.without_deps {
@@ -267,8 +268,8 @@ fn build_one(
         |args: &[String]| -> Vec<String> { args.iter().map(|a| tools.expand(a)).collect() };
     let mut make = vec!["make".to_string(), format!("-j{jobs}")];
     make.extend(expand(&recipe.make_args));
-    match recipe.build.as_str() {
-        "autoconf" => {
+    match recipe.build {
+        DepBuild::Autoconf => {
             if !recipe.bootstrap.is_empty() {
                 step(
                     recipe.bootstrap.clone(),
@@ -297,7 +298,7 @@ fn build_one(
             fs::rename(&installed, &prefix)
                 .with_context(|| format!("{} installed nothing under its prefix", recipe.name))?;
         }
-        "make" => {
+        DepBuild::Make => {
             step(make, format!("building {}", recipe.name))?;
             for (file, subdir) in &recipe.install_files {
                 let to = prefix.join(subdir);
@@ -308,10 +309,6 @@ fn build_one(
                     .with_context(|| format!("installing {} from {}", file, recipe.name))?;
             }
         }
-        other => bail!(
-            "recipes/deps/{}.toml: unknown build = {other:?}; use \"autoconf\" or \"make\"",
-            recipe.name
-        ),
     }
     for (lib, alias) in &recipe.lib_aliases {
         fs::copy(prefix.join("lib").join(lib), prefix.join("lib").join(alias))

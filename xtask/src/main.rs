@@ -17,6 +17,7 @@ mod extract;
 mod fetch;
 mod hide;
 mod macho;
+mod manifest;
 mod oldroot;
 mod openssl;
 mod optimise;

@@ -3,12 +3,13 @@
 //! manifest inside it as `python/PYTHON.json` and beside it, and SHA256SUMS.
 
 use anyhow::{Context, Result};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::manifest::{Identity, LinkMode, Manifest, PythonPaths};
 use crate::recipes::{Flavour, Packaging, Toolchain};
 use crate::util::sha256_file;
 
@@ -148,7 +149,7 @@ pub fn write_flavours(
     root: &Path,
     packaging: &Packaging,
     archives: &[(String, PathBuf)],
-    manifest: &Value,
+    manifest: &Manifest,
     cache: &crate::util::Cache,
     tc: &Toolchain,
 ) -> Result<()> {
@@ -175,8 +176,10 @@ pub fn write_flavours(
             let stripped = &stripped;
             handles.push(scope.spawn(move || -> Result<()> {
                 let mut manifest = manifest.clone();
-                manifest["format"] = json!(format!("tlsforge-{}", flavour.name));
-                manifest["flavour"] = serde_json::to_value(flavour)?;
+                manifest.id.format = format!("tlsforge-{}", flavour.name);
+                manifest.flavour = Some(flavour.clone());
+                let sbom = crate::sbom::cyclonedx(&manifest);
+                let manifest = manifest.to_json()?;
                 let contents = Contents {
                     root,
                     flavour,
@@ -185,10 +188,7 @@ pub fn write_flavours(
                 };
                 write_flavour(&contents, &manifest, dest)?;
                 let beside = write_manifest_beside(dest, &manifest)?;
-                write_json(
-                    &beside.with_extension("cdx.json"),
-                    &crate::sbom::cyclonedx(&manifest),
-                )
+                write_json(&beside.with_extension("cdx.json"), &sbom)
             }));
         }
         for h in handles {
@@ -202,7 +202,8 @@ pub fn write_flavours(
 /// binutils' strip reads this machine's ELF files; other formats and
 /// architectures get no stripped archive for now.
 fn strip_tool(tc: &Toolchain) -> Option<String> {
-    (tc.binary_format == "elf" && tc.runs_here()).then(|| "strip".to_string())
+    (tc.binary_format == crate::recipes::BinaryFormat::Elf && tc.runs_here())
+        .then(|| "strip".to_string())
 }
 
 /// One flavour's archive of `contents`, written like `write_archive`.
@@ -318,13 +319,10 @@ pub fn write_json(path: &Path, value: &Value) -> Result<()> {
 /// Bump when what `package` writes changes, so dist/ is rewritten.
 pub const PACKAGE_REVISION: u32 = 8;
 
-/// A skeleton with the fields every manifest has (named as in
-/// python-build-standalone's PYTHON.json where the meaning is the same);
-/// callers fill the rest.
 /// What `sysconfig.get_platform()` says on the target (wheel tags follow it).
 fn platform_tag(tc: &Toolchain) -> String {
-    match (tc.os.as_str(), &tc.min_os) {
-        ("macos", Some(min)) => {
+    match (tc.os, &tc.min_os) {
+        (crate::recipes::Os::Macos, Some(min)) => {
             let arch = if tc.arch == "aarch64" {
                 "arm64"
             } else {
@@ -336,7 +334,8 @@ fn platform_tag(tc: &Toolchain) -> String {
     }
 }
 
-pub fn manifest_base(version: &str, tc: &Toolchain, python2: bool) -> Value {
+/// The fields every manifest has, for this interpreter on this target.
+pub fn manifest_base(version: &str, tc: &Toolchain, python2: bool) -> Identity {
     let short: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
     let nodot = short.replace('.', "");
     // 2.7 is built with --enable-unicode=ucs4: its ABI tag is cp27mu.
@@ -346,31 +345,34 @@ pub fn manifest_base(version: &str, tc: &Toolchain, python2: bool) -> Value {
         format!("cp{nodot}")
     };
     let stdlib = format!("lib/python{short}");
-    json!({
-        "version": "8",
-        "format": "tlsforge-install_only",
-        "target_triple": tc.triple,
-        "python_version": version,
-        "python_major_minor_version": short,
-        "python_tag": format!("cp{nodot}"),
-        "python_abi_tag": abi,
-        "python_platform_tag": platform_tag(tc),
-        "python_exe": format!("bin/python{}", if python2 { "2" } else { "3" }),
-        "python_stdlib": stdlib,
-        "python_paths": {
-            "stdlib": stdlib, "platstdlib": stdlib,
-            "purelib": format!("{stdlib}/site-packages"), "platlib": format!("{stdlib}/site-packages"),
-            "include": format!("include/python{short}"),
-            "scripts": "bin", "data": "",
+    Identity {
+        manifest_version: "8".into(),
+        format: "tlsforge-install_only".into(),
+        target_triple: tc.triple.clone(),
+        python_version: version.into(),
+        python_major_minor_version: short.clone(),
+        python_tag: format!("cp{nodot}"),
+        python_abi_tag: abi,
+        python_platform_tag: platform_tag(tc),
+        python_exe: format!("bin/python{}", if python2 { "2" } else { "3" }),
+        python_stdlib: stdlib.clone(),
+        python_paths: PythonPaths {
+            stdlib: stdlib.clone(),
+            platstdlib: stdlib.clone(),
+            purelib: format!("{stdlib}/site-packages"),
+            platlib: format!("{stdlib}/site-packages"),
+            include: format!("include/python{short}"),
+            scripts: "bin".into(),
+            data: String::new(),
         },
-        // OpenSSL and the libraries of recipes/deps are linked statically;
-        // "static": the interpreter is one static executable with every
-        // extension module built in; "static-libs": libraries static, the
-        // stdlib's extension modules shared objects in lib-dynload.
-        "link_mode": if tc.fully_static { "static" } else { "static-libs" },
-        "tlsforge_package_revision": PACKAGE_REVISION,
-        "build_date_epoch": source_date_epoch(),
-    })
+        link_mode: if tc.fully_static {
+            LinkMode::Static
+        } else {
+            LinkMode::StaticLibs
+        },
+        tlsforge_package_revision: PACKAGE_REVISION,
+        build_date_epoch: source_date_epoch(),
+    }
 }
 
 #[cfg(test)]
@@ -384,7 +386,7 @@ mod tests {
         fs::create_dir_all(root.join("bin")).unwrap();
         fs::write(root.join("bin/python3"), b"#!elf").unwrap();
         std::os::unix::fs::symlink("python3", root.join("bin/python")).unwrap();
-        let m = json!({"a": 1});
+        let m = serde_json::json!({"a": 1});
         write_archive(&root, &m, &d.path().join("one.tar.gz")).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(1100));
         fs::write(root.join("bin/python3"), b"#!elf").unwrap(); // new mtime

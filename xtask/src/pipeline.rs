@@ -3,10 +3,10 @@
 //! one only wires them together, times them and writes the manifest.
 
 use anyhow::{bail, Context, Result};
-use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::manifest::{self, Manifest};
 use crate::recipes::{CpythonRecipe, Recipes, Toolchain};
 use crate::util::{workspace_root, Cache, Timings};
 use crate::{cpython, deps, openssl, package, patch, source, validate};
@@ -177,11 +177,7 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
         cache.root.display()
     );
     let t = Timings::default();
-    let Target {
-        compilers,
-        openssl: ossl,
-        deps,
-    } = prepare_target(&recipes, &cache, tc, opts, &t)?;
+    let target = prepare_target(&recipes, &cache, tc, opts, &t)?;
     // A cross build runs a native interpreter of the same version during the
     // build (to compile the stdlib, run setup steps): build those first.
     let mut build_pythons = std::collections::HashMap::new();
@@ -200,24 +196,22 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
             build_pythons.insert(a.version.clone(), a.root.join(format!("bin/python{short}")));
         }
     }
+    let cx = TargetContext {
+        cache: &cache,
+        recipes: &recipes,
+        tc,
+        target: &target,
+        opts,
+        timings: &t,
+        dist: dist_dir()?,
+    };
     // Two CPythons side by side: one's configure, PGO training and install
     // run on one CPU while the other's make uses the rest.
     let artifacts = crate::util::par_map(&pythons, |recipe| {
         let build_python = build_pythons
             .get(&recipe.version)
             .map(|p: &PathBuf| p.as_path());
-        build_one(
-            &cache,
-            &recipes,
-            recipe,
-            tc,
-            &compilers,
-            &ossl,
-            &deps,
-            build_python,
-            opts,
-            &t,
-        )
+        build_one(&cx, recipe, build_python)
     })?;
     // Re-hashing every archive in dist/ is only needed when one changed.
     let dist = dist_dir()?;
@@ -239,7 +233,7 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
 /// The toolchain `opts` names, refused when it cannot be built yet.
 pub fn buildable_toolchain<'r>(recipes: &'r Recipes, opts: &Options) -> Result<&'r Toolchain> {
     let tc = recipes.toolchain(opts.target.as_deref())?;
-    if tc.status == "unsupported" || tc.status == "plan" {
+    if !tc.status.is_buildable() {
         bail!(
             "target {} cannot be built yet ({}): {}",
             tc.triple,
@@ -292,16 +286,9 @@ pub fn prepare_target(
                 },
             )
         });
-        let deps = deps::build_all(
-            cache,
-            &recipes.deps,
-            tc,
-            &compilers,
-            &recipes.mirrors,
-            opts.jobs,
-            t,
-            |hit| guard_cached(opts, Ok(((), hit))).map(|_| ()),
-        );
+        let deps = deps::build_all(cache, recipes, tc, &compilers, opts.jobs, t, |hit| {
+            guard_cached(opts, Ok(((), hit))).map(|_| ())
+        });
         (
             ossl.join().expect("the OpenSSL build thread panicked"),
             deps,
@@ -332,118 +319,42 @@ fn guard_cached<T>(opts: &Options, r: Result<(T, bool)>) -> Result<(T, bool)> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the CPython builds of one target share, made once by `build`.
+struct TargetContext<'a> {
+    cache: &'a Cache,
+    recipes: &'a Recipes,
+    tc: &'a Toolchain,
+    target: &'a Target,
+    opts: &'a Options,
+    timings: &'a Timings,
+    dist: PathBuf,
+}
+
+/// One CPython: source, build, then (unless dist/ already holds this very
+/// build) validation, smoke test, manifest and packages.
 fn build_one(
-    cache: &Cache,
-    recipes: &Recipes,
+    cx: &TargetContext,
     recipe: &CpythonRecipe,
-    tc: &Toolchain,
-    compilers: &crate::compilers::Compilers,
-    ossl: &openssl::Openssl,
-    deps: &deps::Deps,
     build_python: Option<&std::path::Path>,
-    opts: &Options,
-    t: &Timings,
 ) -> Result<Artifact> {
     let v = &recipe.version;
-    let series = patch::read_series(&recipe.patch_dir())?;
-    let tree = t.stage(
-        format!(
-            "cpython {v}: fetch, extract, patch ({} patches)",
-            series.len()
-        ),
-        || {
-            let tree = source::prepare(
-                cache,
-                &recipe.source,
-                &series,
-                &recipe.bundled_wheel,
-                &recipes.mirrors,
-                &format!("cpython-{v}"),
-            )?;
-            let hit = tree.cache_hit && tree.fetched_from == crate::fetch::Origin::Cache;
-            Ok((tree, hit))
-        },
-    )?;
-    if opts.require_cached && !tree.cache_hit {
-        bail!("CPython {v} is not built yet; run `cargo xtask build --python {v}` first");
-    }
-    let built = t.stage(format!("cpython {v}: build"), || {
-        guard_cached(
-            opts,
-            cpython::build(
-                &cpython::Inputs {
-                    cache,
-                    recipe,
-                    openssl: ossl,
-                    deps,
-                    tc,
-                    compilers,
-                    build_python,
-                },
-                &tree,
-                &recipes.modules,
-                recipes.profile(opts.profile.as_deref())?,
-                opts.jobs,
-            )
-            .map(|b| {
-                let hit = b.cache_hit;
-                (b, hit)
-            }),
-        )
-    })?;
+    let tree = source_stage(cx, recipe)?;
+    let built = build_stage(cx, recipe, &tree, build_python)?;
     for (step, took) in &built.steps {
         crate::util::progress::println(format!(
             "      {v} {step:<37} {:>8.1}s",
             took.as_secs_f64()
         ));
     }
-    let dist = dist_dir()?;
-    let flavours = &recipes.packaging.flavour;
-    let archives: Vec<(String, PathBuf)> = flavours
-        .iter()
-        .map(|f| {
-            let name = package::archive_name(
-                v,
-                &ossl.recipe.choice,
-                &recipes.openssl_default,
-                &tc.triple,
-                &f.name,
-            );
-            (f.name.clone(), dist.join(name))
-        })
-        .collect();
-    let archive = archives[0].1.clone();
-    let label = package::local_label(&ossl.recipe.choice, &recipes.openssl_default);
-    let artifact = Artifact {
-        version: v.clone(),
-        python2: recipe.is_python2(),
-        archive: archive.clone(),
-        archives: archives.clone(),
-        root: built.root.clone(),
-        deb: crate::deb::available(tc)
-            .then(|| crate::deb::path_for(&dist, v, &label, tc))
-            .flatten(),
-        rpm: crate::rpm::available(tc)
-            .then(|| crate::rpm::path_for(&dist, v, &label, tc))
-            .flatten(),
-        prefix: built.prefix.clone(),
-    };
+    let artifact = artifact_for(cx, recipe, &built);
     // Two xtask runs packaging the same artifact take turns.
     let _lock = crate::util::lock_build(
-        &cache
+        &cx.cache
             .dir("locks")?
-            .join(archive.file_name().unwrap_or_default()),
+            .join(artifact.archive.file_name().unwrap_or_default()),
     )?;
-    // Packaging is skipped when dist/ already holds this exact build.
-    if archives
-        .iter()
-        .all(|(_, a)| a.exists() && already_packaged(&package::manifest_path(a), &built.key))
-        && [&artifact.deb, &artifact.rpm]
-            .iter()
-            .all(|p| p.as_ref().is_none_or(|p| p.exists()))
-    {
-        t.record(
+    if is_packaged(&artifact, &built.key) {
+        cx.timings.record(
             format!("cpython {v}: validate + package"),
             std::time::Duration::ZERO,
             "cache hit",
@@ -451,147 +362,290 @@ fn build_one(
         return Ok(artifact);
     }
     let ours_from = Instant::now();
-    let report = t.stage(format!("cpython {v}: validate"), || {
-        let report = validate::check_tree(&built.root, tc)?;
-        if report
-            .violations
-            .iter()
-            .any(|v| v.contains("not in the allowlist"))
-        {
-            bail!(
-                "internal: system-linked modules survived pruning: {:?}",
-                report.violations
-            );
-        }
-        if !report.violations.is_empty() {
-            bail!(
-                "CPython {v} failed validation:\n  - {}",
-                report.violations.join("\n  - ")
-            );
-        }
-        Ok((report, false))
+    let report = cx.timings.stage(format!("cpython {v}: validate"), || {
+        Ok((validated(v, &built, cx.tc)?, false))
     })?;
-    let smoke = if tc.can_run() {
+    let smoke = if cx.tc.can_run() {
         Some(
-            t.stage(format!("cpython {v}: smoke test (relocated copy)"), || {
-                Ok((
-                    validate::smoke_test(
+            cx.timings
+                .stage(format!("cpython {v}: smoke test (relocated copy)"), || {
+                    let required = cx.recipes.modules.required_for(recipe.is_python2(), cx.tc);
+                    let r = validate::smoke_test(
                         &built.root,
                         recipe.is_python2(),
-                        &tc.run_under,
-                        &recipes.modules.required_for(recipe.is_python2(), tc),
-                    )?,
-                    false,
-                ))
-            })?,
+                        &cx.tc.run_under,
+                        &required,
+                    )?;
+                    Ok((r, false))
+                })?,
         )
     } else {
         None
     };
-    let mut manifest = package::manifest_base(v, tc, recipe.is_python2());
-    let m = manifest.as_object_mut().unwrap();
-    m.insert("build_key".into(), json!(built.key));
-    m.insert("configured_prefix".into(), json!(built.prefix));
-    m.insert(
-        "optimisation".into(),
-        serde_json::to_value(&built.optimisation)?,
-    );
-    m.insert(
-        "openssl".into(),
-        json!({"version": ossl.recipe.version, "choice": ossl.recipe.choice, "crate": ossl.recipe.crate_name,
-               "configure_options": ossl.recipe.options, "openssldir": tc.openssldir, "license": ossl.recipe.license}),
-    );
-    let mut inputs = vec![
-        json!({"name": "cpython", "version": v, "file": recipe.source.file, "sha256": recipe.source.sha256, "license": "PSF-2.0"}),
-        json!({"name": "openssl", "version": ossl.recipe.version, "source": ossl.recipe.crate_name, "license": ossl.recipe.license,
-         "sha256": crate::sbom::crate_checksum("openssl-src", ossl.recipe.crate_name.trim_start_matches("openssl-src "))?,
-         "sha256_of": "the openssl-src crate (Cargo.lock)"}),
-    ];
-    for d in &deps.list {
-        let r = &d.recipe;
-        inputs.push(
-            json!({"name": r.name, "version": r.version, "file": r.source.file,
-                           "sha256": r.source.sha256, "license": r.license, "modules": r.modules}),
-        );
-    }
-    let mut licenses: Vec<&str> = inputs
-        .iter()
-        .filter_map(|i| i["license"].as_str())
-        .collect();
-    licenses.sort();
-    licenses.dedup();
-    m.insert("licenses".into(), json!(licenses));
-    m.insert("inputs".into(), json!(inputs));
-    m.insert(
-        "patches".into(),
-        json!(tree
-            .patches
-            .iter()
-            .map(|(n, s)| json!({"name": n, "sha256": s}))
-            .collect::<Vec<_>>()),
-    );
-    m.insert("bundled_wheels".into(), serde_json::to_value(&tree.wheels)?);
-    m.insert("toolchain".into(), serde_json::to_value(tc)?);
-    m.insert("validation".into(), serde_json::to_value(&report)?);
-    let source_modules = module_names_in(&tree.path);
-    m.insert(
-        "omitted_modules".into(),
-        json!(built
-            .omitted
-            .iter()
-            .chain(tc.not_importable.iter())
-            // (a dependency left out names its modules for every version;
-            // 2.7 has no _uuid, for instance)
-            .filter(|(m, _)| source_modules.contains(m.as_str()))
-            .map(|(m, why)| json!({"module": m, "reason": why}))
-            .collect::<Vec<_>>()),
-    );
-    m.insert("smoke_test".into(), smoke.unwrap_or(json!(null)));
-    let licenses: Vec<String> = manifest["licenses"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|l| l.as_str().map(str::to_string))
-        .collect();
-    let package_meta = crate::rpm::Meta {
-        version: v,
-        label: &label,
-        prefix: &built.prefix,
-        licenses: &licenses,
-        openssl: &ossl.recipe.version,
-        max_glibc: report.max_glibc.as_deref(),
-        gzip_level: recipes.packaging.package_gzip_level,
-    };
-    t.stage(format!("cpython {v}: package"), || {
-        // (the .deb's compression beside the archives')
-        std::thread::scope(|scope| -> Result<((), bool)> {
-            let deb = crate::deb::available(tc)
-                .then(|| scope.spawn(|| crate::deb::build(&built.root, &package_meta, tc, &dist)));
-            let rpm = crate::rpm::available(tc)
-                .then(|| scope.spawn(|| crate::rpm::build(&built.root, &package_meta, tc, &dist)));
-            package::write_flavours(
-                &built.root,
-                &recipes.packaging,
-                &archives,
-                &manifest,
-                cache,
-                tc,
-            )?;
-            if let Some(deb) = deb {
-                deb.join()
-                    .map_err(|_| anyhow::anyhow!("the .deb writer panicked"))??;
-            }
-            if let Some(rpm) = rpm {
-                rpm.join()
-                    .map_err(|_| anyhow::anyhow!("the .rpm writer panicked"))??;
-            }
-            Ok(((), false))
-        })
+    let manifest = manifest_for(cx, recipe, &tree, &built, report, smoke)?;
+    cx.timings.stage(format!("cpython {v}: package"), || {
+        package_stage(cx, &artifact, &built, &manifest).map(|()| ((), false))
     })?;
     if !built.cache_hit {
         report_overhead(v, &built.steps, ours_from.elapsed());
     }
     Ok(artifact)
+}
+
+/// Fetch, extract and patch (a cache hit when the patched tree exists).
+fn source_stage(cx: &TargetContext, recipe: &CpythonRecipe) -> Result<source::Tree> {
+    let v = &recipe.version;
+    let series = patch::read_series(&recipe.patch_dir())?;
+    let title = format!(
+        "cpython {v}: fetch, extract, patch ({} patches)",
+        series.len()
+    );
+    let tree = cx.timings.stage(title, || {
+        let tree = source::prepare(
+            cx.cache,
+            &recipe.source,
+            &series,
+            &recipe.bundled_wheel,
+            &cx.recipes.mirrors,
+            &format!("cpython-{v}"),
+        )?;
+        let hit = tree.cache_hit && tree.fetched_from == crate::fetch::Origin::Cache;
+        Ok((tree, hit))
+    })?;
+    if cx.opts.require_cached && !tree.cache_hit {
+        bail!("CPython {v} is not built yet; run `cargo xtask build --python {v}` first");
+    }
+    Ok(tree)
+}
+
+fn build_stage(
+    cx: &TargetContext,
+    recipe: &CpythonRecipe,
+    tree: &source::Tree,
+    build_python: Option<&std::path::Path>,
+) -> Result<cpython::Built> {
+    let inputs = cpython::Inputs {
+        cache: cx.cache,
+        recipe,
+        openssl: &cx.target.openssl,
+        deps: &cx.target.deps,
+        tc: cx.tc,
+        compilers: &cx.target.compilers,
+        build_python,
+    };
+    let profile = cx.recipes.profile(cx.opts.profile.as_deref())?;
+    cx.timings
+        .stage(format!("cpython {}: build", recipe.version), || {
+            let built = cpython::build(&inputs, tree, &cx.recipes.modules, profile, cx.opts.jobs)?;
+            let hit = built.cache_hit;
+            guard_cached(cx.opts, Ok((built, hit)))
+        })
+}
+
+/// Where this build's archives and packages go in dist/.
+fn artifact_for(cx: &TargetContext, recipe: &CpythonRecipe, built: &cpython::Built) -> Artifact {
+    let (v, tc, ossl) = (&recipe.version, cx.tc, &cx.target.openssl.recipe);
+    let archives: Vec<(String, PathBuf)> = cx
+        .recipes
+        .packaging
+        .flavour
+        .iter()
+        .map(|f| {
+            let name = package::archive_name(
+                v,
+                &ossl.choice,
+                &cx.recipes.openssl_default,
+                &tc.triple,
+                &f.name,
+            );
+            (f.name.clone(), cx.dist.join(name))
+        })
+        .collect();
+    let label = package::local_label(&ossl.choice, &cx.recipes.openssl_default);
+    Artifact {
+        version: v.clone(),
+        python2: recipe.is_python2(),
+        archive: archives[0].1.clone(),
+        archives,
+        root: built.root.clone(),
+        deb: crate::deb::available(tc)
+            .then(|| crate::deb::path_for(&cx.dist, v, &label, tc))
+            .flatten(),
+        rpm: crate::rpm::available(tc)
+            .then(|| crate::rpm::path_for(&cx.dist, v, &label, tc))
+            .flatten(),
+        prefix: built.prefix.clone(),
+    }
+}
+
+/// dist/ already holds every archive and package of exactly this build.
+fn is_packaged(a: &Artifact, build_key: &str) -> bool {
+    let same_build = |archive: &std::path::Path| {
+        crate::manifest::Manifest::read_beside(archive).is_ok_and(|m| {
+            m.build_key == build_key && m.id.tlsforge_package_revision == package::PACKAGE_REVISION
+        })
+    };
+    a.archives.iter().all(|(_, p)| p.exists() && same_build(p))
+        && [&a.deb, &a.rpm]
+            .iter()
+            .all(|p| p.as_ref().is_none_or(|p| p.exists()))
+}
+
+/// The binary checks of validate.rs; any violation fails the build.
+fn validated(v: &str, built: &cpython::Built, tc: &Toolchain) -> Result<validate::Report> {
+    let report = validate::check_tree(&built.root, tc)?;
+    if !report.not_allowed_libraries.is_empty() {
+        bail!(
+            "internal: system-linked modules survived pruning: {:?}",
+            report.not_allowed_libraries
+        );
+    }
+    if !report.violations.is_empty() {
+        bail!(
+            "CPython {v} failed validation:\n  - {}",
+            report.violations.join("\n  - ")
+        );
+    }
+    Ok(report)
+}
+
+/// The manifest of this build (each flavour then sets `format` and
+/// `flavour`).
+fn manifest_for(
+    cx: &TargetContext,
+    recipe: &CpythonRecipe,
+    tree: &source::Tree,
+    built: &cpython::Built,
+    validation: validate::Report,
+    smoke_test: Option<serde_json::Value>,
+) -> Result<Manifest> {
+    let (v, tc, ossl) = (&recipe.version, cx.tc, &cx.target.openssl.recipe);
+    let mut inputs = vec![
+        manifest::Input {
+            name: "cpython".into(),
+            version: v.clone(),
+            license: "PSF-2.0".into(),
+            sha256: recipe.source.sha256.clone(),
+            file: Some(recipe.source.file.clone()),
+            source: None,
+            sha256_of: None,
+            modules: None,
+        },
+        manifest::Input {
+            name: "openssl".into(),
+            version: ossl.version.clone(),
+            license: ossl.license.clone(),
+            sha256: crate::sbom::crate_checksum(
+                "openssl-src",
+                ossl.crate_name.trim_start_matches("openssl-src "),
+            )?,
+            file: None,
+            source: Some(ossl.crate_name.clone()),
+            sha256_of: Some("the openssl-src crate (Cargo.lock)".into()),
+            modules: None,
+        },
+    ];
+    inputs.extend(cx.target.deps.list.iter().map(|d| manifest::Input {
+        name: d.recipe.name.clone(),
+        version: d.recipe.version.clone(),
+        license: d.recipe.license.clone(),
+        sha256: d.recipe.source.sha256.clone(),
+        file: Some(d.recipe.source.file.clone()),
+        source: None,
+        sha256_of: None,
+        modules: Some(d.recipe.modules.clone()),
+    }));
+    let mut licenses: Vec<String> = inputs.iter().map(|i| i.license.clone()).collect();
+    licenses.sort();
+    licenses.dedup();
+    let source_modules = module_names_in(&tree.path);
+    let omitted_modules = built
+        .omitted
+        .iter()
+        .chain(tc.not_importable.iter())
+        // (a dependency left out names its modules for every version;
+        // 2.7 has no _uuid, for instance)
+        .filter(|(m, _)| source_modules.contains(m.as_str()))
+        .map(|(m, why)| manifest::OmittedModule {
+            module: m.clone(),
+            reason: why.clone(),
+        })
+        .collect();
+    Ok(Manifest {
+        build_key: built.key.clone(),
+        configured_prefix: built.prefix.clone(),
+        optimisation: built.optimisation.clone(),
+        openssl: manifest::OpensslRecord {
+            version: ossl.version.clone(),
+            choice: ossl.choice.clone(),
+            crate_name: ossl.crate_name.clone(),
+            configure_options: ossl.options.clone(),
+            openssldir: tc.openssldir.clone(),
+            license: ossl.license.clone(),
+        },
+        licenses,
+        inputs,
+        patches: tree
+            .patches
+            .iter()
+            .map(|(name, sha256)| crate::wheels::PatchRef {
+                name: name.clone(),
+                sha256: sha256.clone(),
+            })
+            .collect(),
+        bundled_wheels: tree.wheels.clone(),
+        toolchain: tc.clone(),
+        validation,
+        omitted_modules,
+        smoke_test,
+        flavour: None,
+        universal2: None,
+        id: package::manifest_base(v, tc, recipe.is_python2()),
+    })
+}
+
+/// Every flavour's archive, with the .deb and the .rpm written beside them.
+fn package_stage(
+    cx: &TargetContext,
+    artifact: &Artifact,
+    built: &cpython::Built,
+    manifest: &Manifest,
+) -> Result<()> {
+    let (tc, ossl) = (cx.tc, &cx.target.openssl.recipe);
+    let label = package::local_label(&ossl.choice, &cx.recipes.openssl_default);
+    let package_meta = crate::rpm::Meta {
+        version: &artifact.version,
+        label: &label,
+        prefix: &built.prefix,
+        licenses: &manifest.licenses,
+        openssl: &ossl.version,
+        max_glibc: manifest.validation.max_glibc.as_deref(),
+        gzip_level: cx.recipes.packaging.package_gzip_level,
+    };
+    let dist = &cx.dist;
+    std::thread::scope(|scope| -> Result<()> {
+        let deb = crate::deb::available(tc)
+            .then(|| scope.spawn(|| crate::deb::build(&built.root, &package_meta, tc, dist)));
+        let rpm = crate::rpm::available(tc)
+            .then(|| scope.spawn(|| crate::rpm::build(&built.root, &package_meta, tc, dist)));
+        package::write_flavours(
+            &built.root,
+            &cx.recipes.packaging,
+            &artifact.archives,
+            manifest,
+            cx.cache,
+            tc,
+        )?;
+        if let Some(deb) = deb {
+            deb.join()
+                .map_err(|_| anyhow::anyhow!("the .deb writer panicked"))??;
+        }
+        if let Some(rpm) = rpm {
+            rpm.join()
+                .map_err(|_| anyhow::anyhow!("the .rpm writer panicked"))??;
+        }
+        Ok(())
+    })
 }
 
 /// Our own time next to the configure/make/install it drove: the
@@ -633,15 +687,6 @@ fn module_names_in(src: &std::path::Path) -> std::collections::HashSet<String> {
                 .collect::<Vec<_>>()
         })
         .collect()
-}
-
-fn already_packaged(manifest: &std::path::Path, key: &str) -> bool {
-    std::fs::read_to_string(manifest)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|m| {
-            m["build_key"] == key && m["tlsforge_package_revision"] == package::PACKAGE_REVISION
-        })
 }
 
 /// `patches check`: every series applies with zero fuzz to its pristine source.

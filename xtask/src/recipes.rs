@@ -103,8 +103,8 @@ pub struct DepRecipe {
     pub modules: Vec<String>,
     /// `autoconf` (configure; make; make install) or `make` (make, then copy
     /// `install_files`).
-    #[serde(default = "default_build")]
-    pub build: String,
+    #[serde(default)]
+    pub build: DepBuild,
     /// Where the build runs, relative to the unpacked source (default: its root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subdir: Option<String>,
@@ -136,11 +136,71 @@ fn yes() -> bool {
     true
 }
 
-fn default_build() -> String {
-    "autoconf".into()
+/// How a dependency builds (recipes/deps/*.toml `build`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DepBuild {
+    /// configure; make; make install.
+    #[default]
+    Autoconf,
+    /// make, then copy `install_files`.
+    Make,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// How far a target is supported (toolchains/*.toml `status`; README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Built, and its binaries run and pass the suites here.
+    Tested,
+    /// Built and validated here; its binaries run elsewhere.
+    Validated,
+    /// Refused with the toolchain's `reason`.
+    Unsupported,
+    /// Described, not buildable yet.
+    Plan,
+    /// What `build_key_text` writes instead of the status, so describing a
+    /// target never changes its key; no toolchain file may say it.
+    #[serde(rename = "")]
+    Unstated,
+}
+
+impl Status {
+    pub fn is_buildable(self) -> bool {
+        matches!(self, Status::Tested | Status::Validated)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Os {
+    Linux,
+    Macos,
+    Windows,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BinaryFormat {
+    Elf,
+    Macho,
+    Pe,
+}
+
+/// The name the data files use (`tested`, `linux`, `elf`, …).
+macro_rules! display_as_serialized {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let v = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
+                f.write_str(v.as_str().unwrap_or_default())
+            }
+        }
+    )*};
+}
+display_as_serialized!(DepBuild, Status, Os, BinaryFormat);
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Toolchain {
     pub triple: String,
     #[serde(default)]
@@ -148,10 +208,10 @@ pub struct Toolchain {
     /// Group names that select this target with others (`macos`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
-    pub status: String,
-    pub os: String,
+    pub status: Status,
+    pub os: Os,
     pub arch: String,
-    pub binary_format: String,
+    pub binary_format: BinaryFormat,
     pub cc: String,
     pub openssldir: String,
     #[serde(default)]
@@ -272,7 +332,7 @@ pub struct Toolchain {
 
 /// `[pgo]` in a toolchain: clang's profile runtime and llvm-profdata of the
 /// compiler's LLVM release, where the compiler (zig) ships neither.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PgoTools {
     /// The LLVM major version the compiler reports (`clang version N.…`).
     pub llvm_major: String,
@@ -316,7 +376,7 @@ struct ProfilesFile {
     profile: std::collections::BTreeMap<String, Profile>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ZigTarget {
     /// zig's `-target`, e.g. `aarch64-macos.11.0` (the OS version is the
     /// deployment target recorded in every binary) or
@@ -338,7 +398,7 @@ impl Toolchain {
     /// invalidates a build.
     pub fn build_key_text(&self) -> Result<String> {
         let mut t = self.clone();
-        t.status.clear();
+        t.status = Status::Unstated;
         t.reason = None;
         t.aliases.clear();
         t.groups.clear();
@@ -696,10 +756,16 @@ impl Recipes {
                     .map(String::from),
             );
         }
-        let toolchains = toml_files(&root.join("toolchains"))?
+        let toolchains: Vec<Toolchain> = toml_files(&root.join("toolchains"))?
             .iter()
             .map(|p| read_toml(p))
             .collect::<Result<_>>()?;
+        if let Some(t) = toolchains.iter().find(|t| t.status == Status::Unstated) {
+            bail!(
+                "toolchains/{}.toml: status = \"\" is not a status; use tested, validated, unsupported or plan",
+                t.triple
+            );
+        }
         let profiles: ProfilesFile = read_toml(&root.join("recipes/profiles.toml"))?;
         Ok(Recipes {
             profiles: profiles
@@ -875,11 +941,46 @@ mod tests {
     }
 
     #[test]
+    fn policy_words_are_checked_when_the_data_is_read() {
+        let d = tempfile::tempdir().unwrap();
+        let host = workspace_root().join("toolchains/x86_64-unknown-linux-gnu.toml");
+        let text = fs::read_to_string(host).unwrap();
+        for (from, to, named) in [
+            ("os = \"linux\"", "os = \"linux2\"", "linux2"),
+            ("status = \"tested\"", "status = \"tested!\"", "tested!"),
+            (
+                "binary_format = \"elf\"",
+                "binary_format = \"coff\"",
+                "coff",
+            ),
+        ] {
+            assert!(text.contains(from), "{from}");
+            let path = d.path().join("t.toml");
+            fs::write(&path, text.replace(from, to)).unwrap();
+            let err = format!("{:#}", read_toml::<Toolchain>(&path).unwrap_err());
+            assert!(err.contains("t.toml") && err.contains(named), "{err}");
+            assert!(err.contains("expected one of"), "{err}");
+        }
+        let path = d.path().join("dep.toml");
+        fs::write(
+            &path,
+            "name = \"x\"\nversion = \"1\"\nlicense = \"MIT\"\nlibs = []\nbuild = \"cmake\"\n\
+             [source]\nfile = \"x\"\nsize = 1\nsha256 = \"00\"\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", read_toml::<DepRecipe>(&path).unwrap_err());
+        assert!(err.contains("dep.toml") && err.contains("cmake"), "{err}");
+        // The stand-in of build keys is no status a file may use.
+        assert_eq!(Status::Unstated.to_string(), "");
+        assert_eq!(Os::Macos.to_string(), "macos");
+    }
+
+    #[test]
     fn describing_a_toolchain_does_not_change_its_build_key() {
         let r = Recipes::load().unwrap();
         let tc = r.toolchain(Some("x86_64-unknown-linux-gnu")).unwrap();
         let mut described = tc.clone();
-        described.status = "validated".into();
+        described.status = Status::Validated;
         described.reason = Some("a note".into());
         described.aliases.push("another-name".into());
         assert_eq!(

@@ -5,6 +5,7 @@
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use crate::manifest::Manifest;
 use crate::util::{sha256_bytes, workspace_root};
 
 /// The sha256 Cargo recorded for a crate in Cargo.lock (crates carry
@@ -22,24 +23,24 @@ pub fn crate_checksum(name: &str, version: &str) -> Result<String> {
         .with_context(|| format!("Cargo.lock has no checksum for {name} {version}"))
 }
 
-pub fn cyclonedx(manifest: &Value) -> Value {
-    let components: Vec<Value> = manifest["inputs"]
-        .as_array()
-        .into_iter()
-        .flatten()
+pub fn cyclonedx(manifest: &Manifest) -> Value {
+    let python_version = &manifest.id.python_version;
+    let components: Vec<Value> = manifest
+        .inputs
+        .iter()
         .map(|i| {
             let mut c = json!({
                 "type": "library",
-                "name": i["name"],
-                "version": i["version"],
-                "hashes": [{"alg": "SHA-256", "content": i["sha256"]}],
-                "licenses": [{"license": {"id": i["license"]}}],
+                "name": i.name,
+                "version": i.version,
+                "hashes": [{"alg": "SHA-256", "content": i.sha256}],
+                "licenses": [{"license": {"id": i.license}}],
             });
-            if i["name"] == "cpython" {
+            if i.name == "cpython" {
                 c["pedigree"] = json!({
-                    "patches": manifest["patches"].as_array().into_iter().flatten().map(|p| json!({
+                    "patches": manifest.patches.iter().map(|p| json!({
                         "type": "backport",
-                        "diff": {"url": format!("patches/{}/{}", manifest["python_version"].as_str().unwrap_or(""), p["name"].as_str().unwrap_or(""))},
+                        "diff": {"url": format!("patches/{python_version}/{}", p.name)},
                     })).collect::<Vec<_>>()
                 });
             }
@@ -47,23 +48,22 @@ pub fn cyclonedx(manifest: &Value) -> Value {
         })
         .chain(
             // ensurepip's rebuilt wheels: what ships, and what it was made from.
-            manifest["bundled_wheels"].as_array().into_iter().flatten().map(|w| {
+            manifest.bundled_wheels.iter().map(|w| {
                 json!({
                     "type": "library",
-                    "name": w["name"],
-                    "version": w["version"],
-                    "hashes": [{"alg": "SHA-256", "content": w["sha256"]}],
+                    "name": w.name,
+                    "version": w.version,
+                    "hashes": [{"alg": "SHA-256", "content": w.sha256}],
                     "licenses": [{"license": {"id": "MIT"}}],
-                    "properties": [{"name": "path", "value": w["path"]}],
+                    "properties": [{"name": "path", "value": w.path}],
                     "pedigree": {
-                        "ancestors": [{"type": "library", "name": w["name"], "version": w["version"],
-                                       "hashes": [{"alg": "SHA-256", "content": w["upstream_sha256"]}]}],
-                        "patches": w["patches"].as_array().into_iter().flatten().map(|p| json!({
+                        "ancestors": [{"type": "library", "name": w.name, "version": w.version,
+                                       "hashes": [{"alg": "SHA-256", "content": w.upstream_sha256}]}],
+                        "patches": w.patches.iter().map(|p| json!({
                             "type": "unofficial",
-                            "diff": {"url": format!("patches/wheels/{}", p["name"].as_str().unwrap_or(""))},
+                            "diff": {"url": format!("patches/wheels/{}", p.name)},
                         })).collect::<Vec<_>>(),
-                        "notes": format!("removed: {}", w["removed"].as_array().into_iter().flatten()
-                            .filter_map(|r| r.as_str()).collect::<Vec<_>>().join(", ")),
+                        "notes": format!("removed: {}", w.removed.join(", ")),
                     },
                 })
             }),
@@ -89,8 +89,8 @@ pub fn cyclonedx(manifest: &Value) -> Value {
         "serialNumber": serial,
         "version": 1,
         "metadata": {
-            "component": {"type": "application", "name": "tlsforge-cpython", "version": manifest["python_version"]},
-            "properties": [{"name": "target_triple", "value": manifest["target_triple"]}],
+            "component": {"type": "application", "name": "tlsforge-cpython", "version": python_version},
+            "properties": [{"name": "target_triple", "value": manifest.id.target_triple}],
         },
         "components": components,
     })
@@ -102,13 +102,15 @@ mod tests {
 
     #[test]
     fn sbom_lists_inputs_with_hashes_and_patches() {
-        let m = json!({"python_version": "3.13.5", "target_triple": "t",
-            "inputs": [{"name": "cpython", "version": "3.13.5", "sha256": "ab", "license": "PSF-2.0"},
-                       {"name": "openssl", "version": "4.0.3", "sha256": "cd", "license": "Apache-2.0"}],
-            "patches": [{"name": "0001-x.patch", "sha256": "ef"}]});
+        let m = crate::manifest::tests::sample();
         let s = cyclonedx(&m);
-        assert_eq!(s["components"].as_array().unwrap().len(), 2);
-        assert_eq!(s["components"][1]["hashes"][0]["content"], "cd");
+        let components = s["components"].as_array().unwrap();
+        assert_eq!(components.len(), m.inputs.len() + m.bundled_wheels.len());
+        assert_eq!(s["components"][1]["name"], "openssl");
+        assert_eq!(
+            s["components"][1]["hashes"][0]["content"],
+            m.inputs[1].sha256
+        );
         assert_eq!(
             s["components"][0]["pedigree"]["patches"][0]["diff"]["url"],
             "patches/3.13.5/0001-x.patch"
@@ -118,11 +120,9 @@ mod tests {
 
     #[test]
     fn sbom_lists_rebuilt_wheels_with_their_ancestor_and_patches() {
-        let m = json!({"python_version": "2.7.18", "target_triple": "t", "inputs": [],
-            "bundled_wheels": [{"name": "pip", "version": "19.2.3", "path": "Lib/x.whl", "sha256": "new",
-                "upstream_sha256": "old", "patches": [{"name": "pip-19.2.3/0001-a.patch", "sha256": "ab"}],
-                "removed": ["pip/_vendor/certifi/cacert.pem"]}]});
-        let c = &cyclonedx(&m)["components"][0];
+        let m = crate::manifest::tests::sample();
+        let c = &cyclonedx(&m)["components"][m.inputs.len()];
+        assert_eq!(c["name"], "pip");
         assert_eq!(c["hashes"][0]["content"], "new");
         assert_eq!(c["pedigree"]["ancestors"][0]["hashes"][0]["content"], "old");
         assert_eq!(

@@ -5,13 +5,13 @@
 //! not (sysconfig data naming the target) are taken from arm64 and listed.
 
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::macho::{is_macho, merge_universal};
+use crate::manifest::{Manifest, Universal2, Universal2Slices};
 use crate::pipeline::Artifact;
 
 pub const TRIPLE: &str = "universal2-apple-darwin";
@@ -107,17 +107,18 @@ pub fn package_all(artifacts: &[(String, Artifact)], dist: &Path) -> Result<Vec<
             .to_string_lossy()
             .replace(triple.as_str(), TRIPLE);
         let archive = dist.join(&name);
-        let mut manifest = read_manifest(&arm.archive)?;
-        let intel_manifest = read_manifest(&intel.archive)?;
+        let mut manifest = Manifest::read_beside(&arm.archive)?;
+        let intel_manifest = Manifest::read_beside(&intel.archive)?;
         // The two slices' manifests identify what was merged; the same pair
         // again is not merged again.
-        let slices = json!([
-            manifest["build_key"],
-            intel_manifest["build_key"],
-            manifest["tlsforge_package_revision"]
-        ]);
+        let slices = (
+            manifest.build_key.clone(),
+            intel_manifest.build_key.clone(),
+            manifest.id.tlsforge_package_revision,
+        );
         if archive.exists()
-            && read_manifest(&archive).is_ok_and(|m| m["universal2"]["slice_keys"] == slices)
+            && Manifest::read_beside(&archive)
+                .is_ok_and(|m| m.universal2.is_some_and(|u| u.slice_keys == slices))
         {
             continue;
         }
@@ -127,29 +128,28 @@ pub fn package_all(artifacts: &[(String, Artifact)], dist: &Path) -> Result<Vec<
         if merged.fat_files == 0 {
             bail!("universal2 {}: no Mach-O file was merged", arm.version);
         }
-        let m = manifest
-            .as_object_mut()
-            .context("manifest is not an object")?;
-        m.insert("target_triple".into(), json!(TRIPLE));
+        manifest.id.target_triple = TRIPLE.into();
         // The oldest macOS either slice runs on (x86_64's), as python.org names it.
-        let tag = intel_manifest["python_platform_tag"]
-            .as_str()
-            .unwrap_or("")
+        manifest.id.python_platform_tag = intel_manifest
+            .id
+            .python_platform_tag
             .replace("x86_64", "universal2");
-        m.insert("python_platform_tag".into(), json!(tag));
-        m.insert(
-            "universal2".into(),
-            json!({
-                "slices": {"arm64": arm.archive.file_name().map(|n| n.to_string_lossy().to_string()),
-                           "x86_64": intel.archive.file_name().map(|n| n.to_string_lossy().to_string())},
-                "slice_keys": slices,
-                "fat_files": merged.fat_files,
-                "identical_files": merged.same_files,
-                "differing_files_taken_from_arm64": merged.differing,
-                "single_architecture_files": merged.only_in_one,
-                "validation": "each slice was validated in its own archive; the merge copies them byte for byte",
-            }),
-        );
+        let file_name = |a: &Path| a.file_name().map(|n| n.to_string_lossy().to_string());
+        manifest.universal2 = Some(Universal2 {
+            slices: Universal2Slices {
+                arm64: file_name(&arm.archive),
+                x86_64: file_name(&intel.archive),
+            },
+            slice_keys: slices,
+            fat_files: merged.fat_files,
+            identical_files: merged.same_files,
+            differing_files_taken_from_arm64: merged.differing.clone(),
+            single_architecture_files: merged.only_in_one.clone(),
+            validation:
+                "each slice was validated in its own archive; the merge copies them byte for byte"
+                    .into(),
+        });
+        let manifest = manifest.to_json()?;
         crate::package::write_archive(&tree, &manifest, &archive)?;
         crate::package::write_manifest_beside(&archive, &manifest)?;
         eprintln!(
@@ -163,12 +163,6 @@ pub fn package_all(artifacts: &[(String, Artifact)], dist: &Path) -> Result<Vec<
         written.push(archive);
     }
     Ok(written)
-}
-
-fn read_manifest(archive: &Path) -> Result<Value> {
-    let path = crate::package::manifest_path(archive);
-    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(serde_json::from_str(&text)?)
 }
 
 #[cfg(test)]

@@ -95,11 +95,15 @@ pub fn write_metadata(dist: &Path, base_url: Option<&str>) -> Result<(PathBuf, u
             continue;
         }
         let manifest_path = archive.with_file_name(format!("{stem}.json"));
-        let manifest: Value = serde_json::from_slice(
-            &fs::read(&manifest_path)
-                .with_context(|| format!("reading {}", manifest_path.display()))?,
-        )?;
-        let version = manifest["python_version"].as_str().unwrap_or_default();
+        let manifest = match crate::manifest::Manifest::read(&manifest_path) {
+            Ok(m) => m.id,
+            Err(e) => {
+                // (an archive of an older package revision, left in dist/)
+                eprintln!("tlsforge: {} is not listed for uv: {e:#}", file);
+                continue;
+            }
+        };
+        let version = &manifest.python_version;
         let parts: Vec<u64> = version.split('.').filter_map(|p| p.parse().ok()).collect();
         let [major, minor, patch] = parts[..] else {
             bail!(
@@ -110,7 +114,7 @@ pub fn write_metadata(dist: &Path, base_url: Option<&str>) -> Result<(PathBuf, u
         if major < 3 {
             continue;
         }
-        let triple = manifest["target_triple"].as_str().unwrap_or_default();
+        let triple = &manifest.target_triple;
         let (arch, os, libc) = uv_platform(triple)?;
         let url = match base_url {
             Some(base) => format!("{}/{file}", base.trim_end_matches('/')),
@@ -274,10 +278,12 @@ mod tests {
                 format!("{v} {flavour}"),
             )
             .unwrap();
-            fs::write(
-                d.path().join(format!("{stem}.json")),
-                json!({"python_version": v, "target_triple": "x86_64-unknown-linux-gnu"})
-                    .to_string(),
+            let mut m = crate::manifest::tests::sample();
+            m.id.python_version = v.into();
+            m.id.target_triple = "x86_64-unknown-linux-gnu".into();
+            crate::package::write_json(
+                &d.path().join(format!("{stem}.json")),
+                &m.to_json().unwrap(),
             )
             .unwrap();
         }

@@ -5,19 +5,23 @@
 
 use anyhow::{bail, Context, Result};
 use goblin::elf::{dynamic, header, program_header, Elf};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::recipes::{version_key, Toolchain};
+use crate::recipes::{version_key, BinaryFormat, Toolchain};
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub files_checked: usize,
     pub needed: Vec<String>,
     pub max_glibc: Option<String>,
     pub violations: Vec<String>,
+    /// System libraries needed that the toolchain's allowlist does not name
+    /// (also among `violations`): module pruning should have removed them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_allowed_libraries: Vec<String>,
     /// What the interpreter executables export (for the modules' check).
     #[serde(skip)]
     exports: std::collections::HashSet<String>,
@@ -176,6 +180,7 @@ pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report)
                 .violations
                 .push(format!("{name}: links {lib} dynamically"));
         } else if !tc.needed_allowlist.iter().any(|a| a == lib) {
+            report.not_allowed_libraries.push(format!("{name}: {lib}"));
             report.violations.push(format!(
                 "{name}: needs {lib}, not in the allowlist of {}",
                 tc.triple
@@ -306,9 +311,9 @@ fn check_recorded_cflags(root: &Path, report: &mut Report) -> Result<()> {
 /// Runs every structural check over the installed tree.
 pub fn check_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
     let mut report = Report::default();
-    match tc.binary_format.as_str() {
-        "elf" => {}
-        "macho" => return check_macho_tree(root, tc),
+    match tc.binary_format {
+        BinaryFormat::Elf => {}
+        BinaryFormat::Macho => return check_macho_tree(root, tc),
         other => bail!("validation of {other} binaries is not implemented"),
     }
     for f in elf_files(root)? {
@@ -431,7 +436,7 @@ pub fn prune_system_linked(root: &Path, tc: &Toolchain) -> Result<Vec<(String, S
     let mut omitted = Vec::new();
     // (a cross toolchain without a system library directory, like zig's
     // macOS target, cannot link anything outside the pinned deps)
-    if tc.binary_format != "elf" {
+    if tc.binary_format != BinaryFormat::Elf {
         return Ok(omitted);
     }
     for f in elf_files(root)? {

@@ -10,7 +10,7 @@
 //! deflated by the pinned flate2, so the same inputs give the same bytes.
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ use crate::recipes::BundledWheel;
 use crate::util::{sha256_bytes, sha256_file, KeyBuilder};
 
 /// What one rebuild did (the manifest's and SBOM's record of it).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rebuilt {
     pub path: String,
     pub name: String,
@@ -31,7 +31,7 @@ pub struct Rebuilt {
 }
 
 /// A patch under `patches/wheels/` and its sha256.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PatchRef {
     pub name: String,
     pub sha256: String,

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use std::fs;
 use std::path::PathBuf;
 
-use crate::recipes::{Recipes, Toolchain};
+use crate::recipes::{Os, Recipes, Status, Toolchain};
 use crate::util::workspace_root;
 
 pub fn path() -> PathBuf {
@@ -20,7 +20,7 @@ fn buildable(recipes: &Recipes) -> Vec<&Toolchain> {
     recipes
         .toolchains
         .iter()
-        .filter(|t| t.ci_runner.is_some() && t.status != "unsupported" && t.status != "plan")
+        .filter(|t| t.ci_runner.is_some() && t.status.is_buildable())
         .collect()
 }
 
@@ -55,7 +55,7 @@ pub fn render(recipes: &Recipes) -> Result<String> {
             "          key: tlsforge-downloads-${{{{ hashFiles('recipes/**') }}}}"
         )?;
         writeln!(y, "      - name: build (every CPython with a patch series)")?;
-        if t.os == "linux" {
+        if t.os == Os::Linux {
             // The pipeline installs its prerequisites with apt-get as root.
             writeln!(
                 y,
@@ -69,8 +69,8 @@ pub fn render(recipes: &Recipes) -> Result<String> {
                 t.triple
             )?;
         }
-        if t.status == "tested" {
-            let sudo = if t.os == "linux" {
+        if t.status == Status::Tested {
+            let sudo = if t.os == Os::Linux {
                 "sudo -E env \"PATH=$PATH\" "
             } else {
                 ""
