@@ -183,27 +183,11 @@ pub fn build(
     jobs: usize,
 ) -> Result<Built> {
     let Inputs {
-        cache,
-        recipe,
-        openssl,
-        deps,
-        tc,
-        compilers,
-        build_python,
+        cache, recipe, tc, ..
     } = *inputs;
     let prefix = install_prefix(recipe);
-    let plan = crate::optimise::plan(profile, tc, compilers, recipe.is_python2())?;
-    let key = KeyBuilder::new("cpython")
-        .add("revision", BUILD_RECIPE_REVISION)
-        .add("tree", &tree.key)
-        .add("configure", recipe.configure.join(" "))
-        .add("openssl", &openssl.key)
-        .add("deps", &deps.key)
-        .add("toolchain", tc.build_key_text()?)
-        .add("prefix", &prefix)
-        .add("optimisation", serde_json::to_string(&plan.summary)?)
-        .add("profile", serde_json::to_string(profile)?)
-        .finish();
+    let plan = crate::optimise::plan(profile, tc, inputs.compilers, recipe.is_python2())?;
+    let key = build_key(inputs, tree, &plan, profile)?;
     let dir = cache
         .dir("cpython")?
         .join(format!("{}-{}-{}", recipe.version, tc.triple, key));
@@ -228,97 +212,38 @@ pub fn build(
     let rewrites = reproducible::rewrites(&cache.root, work.path());
     let log = cache.log_path(&format!("cpython-{}-{}", recipe.version, tc.triple))?;
     let _ = fs::remove_file(&log);
-    let Configure {
-        command: configure,
-        path: path_with_build_python,
-    } = configure_command(inputs, &plan, &src, &rewrites)?;
-    let mut steps = Vec::new();
-    steps.push((
+    let configure = configure_command(inputs, &plan, &src, &rewrites)?;
+    let make = Make {
+        src: &src,
+        jobs,
+        vars: plan.make_vars(&work.path().join("pgo")),
+        path: configure.path.clone(),
+        log: &log,
+        version: &recipe.version,
+    };
+    let mut steps = vec![(
         "configure".to_string(),
         run_logged(
-            configure,
+            configure.command,
             &format!("configuring CPython {}", recipe.version),
             &log,
         )?,
-    ));
-
-    let pgo_dir = work.path().join("pgo");
-    let make_vars = plan.make_vars(&pgo_dir);
-    for step in plan.steps() {
-        match step {
-            Step::Make(name, targets) => {
-                let mut make = Command::new("make");
-                make.current_dir(&src)
-                    .arg(format!("-j{jobs}"))
-                    .args(&targets)
-                    .args(&make_vars);
-                if let Some(path) = &path_with_build_python {
-                    make.env("PATH", path);
-                }
-                steps.push((
-                    name.to_string(),
-                    run_logged(make, &format!("CPython {}: {name}", recipe.version), &log)?,
-                ));
-            }
-            Step::Train => steps.push((
-                "PGO training run".to_string(),
-                plan.train(&src, &pgo_dir, &log)?,
-            )),
-            Step::Touch(file) => fs::write(src.join(file), "")?,
-        }
-    }
-    check_builtin(&src, &["_ssl", "_hashlib", "zlib"])
-        .with_context(|| format!("see {}", log.display()))?;
-
-    let mut install = Command::new("make");
-    install
-        .current_dir(&src)
-        .arg(format!("-j{jobs}"))
-        .arg("install")
-        .args(&make_vars)
-        .arg(format!("DESTDIR={}", staged.join("install").display()));
-    if let Some(path) = &path_with_build_python {
-        install.env("PATH", path);
-        if recipe.is_python2() {
-            install.arg(python2_cross_install_interpreter(&src)?);
-        }
-    }
-    steps.push((
-        "make install".to_string(),
-        run_logged(
-            install,
-            &format!("installing CPython {}", recipe.version),
-            &log,
-        )?,
-    ));
+    )];
+    steps.extend(compile(&make, &plan, &work.path().join("pgo"))?);
+    steps.push(("make install".to_string(), install(&make, recipe, &staged)?));
     let staged_root = staged.join("install").join(prefix.trim_start_matches('/'));
     if !staged_root.join("bin").is_dir() {
         bail!("make install left no {}/bin", staged_root.display());
     }
     let mut on_purpose = modules.omitted.get(recipe.is_python2()).clone();
-    for (module, why) in &deps.left_out {
+    for (module, why) in &inputs.deps.left_out {
         on_purpose
             .entry(module.clone())
             .or_insert_with(|| why.clone());
     }
     let omitted = omitted_modules(&staged_root, &src, tc, &on_purpose)?;
     let started = std::time::Instant::now();
-    if strips_after_install(tc) {
-        strip_debug_info(&staged_root)?;
-    }
-    link_duplicate_static_library(&staged_root)?;
-    let config_for_users = crate::sysconfig::for_users(
-        &staged_root,
-        &crate::sysconfig::Rules::new(tc, &reproducible::build_dirs(&rewrites))?,
-    )?;
-    make_reproducible(
-        &staged_root,
-        &prefix,
-        &rewrites,
-        config_for_users,
-        recipe.is_python2(),
-        &python_for_bytecode(&staged_root, recipe, tc, build_python)?,
-    )?;
+    post_install(inputs, &staged_root, &prefix, &rewrites)?;
     steps.push((POST_INSTALL_STEP.to_string(), started.elapsed()));
     fs::write(
         staged.join(OMITTED_FILE),
@@ -335,6 +260,150 @@ pub fn build(
         omitted,
         optimisation: plan.summary,
     })
+}
+
+/// Everything that changes what the build makes (and nothing else).
+fn build_key(
+    inputs: &Inputs,
+    tree: &Tree,
+    plan: &crate::optimise::Plan,
+    profile: &Profile,
+) -> Result<String> {
+    let (recipe, tc) = (inputs.recipe, inputs.tc);
+    Ok(KeyBuilder::new("cpython")
+        .add("revision", BUILD_RECIPE_REVISION)
+        .add("tree", &tree.key)
+        .add("configure", recipe.configure.join(" "))
+        .add("openssl", &inputs.openssl.key)
+        .add("deps", &inputs.deps.key)
+        .add("toolchain", tc.build_key_text()?)
+        .add("prefix", install_prefix(recipe))
+        .add("optimisation", serde_json::to_string(&plan.summary)?)
+        .add("profile", serde_json::to_string(profile)?)
+        .finish())
+}
+
+/// How every `make` of one build runs.
+struct Make<'a> {
+    src: &'a Path,
+    jobs: usize,
+    /// The optimisation plan's variables (PGO flags, profile paths).
+    vars: Vec<String>,
+    /// PATH with the build-Python first, for cross builds.
+    path: Option<std::ffi::OsString>,
+    log: &'a Path,
+    version: &'a str,
+}
+
+impl Make<'_> {
+    fn command<S: AsRef<std::ffi::OsStr>>(&self, targets: &[S]) -> Command {
+        let mut make = Command::new("make");
+        make.current_dir(self.src)
+            .arg(format!("-j{}", self.jobs))
+            .args(targets)
+            .args(&self.vars);
+        if let Some(path) = &self.path {
+            make.env("PATH", path);
+        }
+        make
+    }
+}
+
+/// The plan's make steps (with PGO: instrumented build, training run,
+/// build from the profile); then the modules that must be built in.
+fn compile(
+    make: &Make,
+    plan: &crate::optimise::Plan,
+    pgo_dir: &Path,
+) -> Result<Vec<(String, std::time::Duration)>> {
+    let mut steps = Vec::new();
+    for step in plan.steps() {
+        match step {
+            Step::Make(name, targets) => {
+                let what = format!("CPython {}: {name}", make.version);
+                let cmd = make.command(&targets);
+                steps.push((name.to_string(), run_logged(cmd, &what, make.log)?));
+            }
+            Step::Train => steps.push((
+                "PGO training run".to_string(),
+                plan.train(make.src, pgo_dir, make.log)?,
+            )),
+            Step::Touch(file) => fs::write(make.src.join(file), "")?,
+        }
+    }
+    check_builtin(make.src, &["_ssl", "_hashlib", "zlib"])
+        .with_context(|| format!("see {}", make.log.display()))?;
+    Ok(steps)
+}
+
+/// `make install` into the stage's DESTDIR.
+fn install(make: &Make, recipe: &CpythonRecipe, staged: &Path) -> Result<std::time::Duration> {
+    let mut install = make.command(&["install"]);
+    install.arg(format!("DESTDIR={}", staged.join("install").display()));
+    if make.path.is_some() && recipe.is_python2() {
+        install.arg(python2_cross_install_interpreter(make.src)?);
+    }
+    run_logged(
+        install,
+        &format!("installing CPython {}", recipe.version),
+        make.log,
+    )
+}
+
+/// Ours after `make install`: debug info, the duplicate static library,
+/// the config users' compilers read, build paths and bytecode.
+fn post_install(
+    inputs: &Inputs,
+    staged_root: &Path,
+    prefix: &str,
+    rewrites: &[(String, String)],
+) -> Result<()> {
+    let (recipe, tc) = (inputs.recipe, inputs.tc);
+    if strips_after_install(tc) {
+        strip_debug_info(staged_root)?;
+    }
+    link_duplicate_static_library(staged_root)?;
+    let config_for_users = crate::sysconfig::for_users(
+        staged_root,
+        &crate::sysconfig::Rules::new(tc, &reproducible::build_dirs(rewrites))?,
+    )?;
+    make_reproducible(
+        staged_root,
+        prefix,
+        rewrites,
+        config_for_users,
+        recipe.is_python2(),
+        &python_for_bytecode(staged_root, recipe, tc, inputs.build_python)?,
+    )
+}
+
+/// The toolchain's C flags without its -O level (CPython's OPT keeps its
+/// own), CPython's and 2.7's extras, and the build-path rewrites.
+fn cflags(inputs: &Inputs, rewrites: &[(String, String)]) -> Result<String> {
+    let (tc, recipe) = (inputs.tc, inputs.recipe);
+    Ok([
+        crate::optimise::without_optimisation_level(
+            &tc.cflags_with_headers(inputs.cache)?
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+        )
+        .join(" "),
+        tc.cpython_cflags.join(" "),
+        if recipe.is_python2() {
+            tc.cflags_python2.join(" ")
+        } else {
+            String::new()
+        },
+        prefix_map_flags(rewrites),
+    ]
+    .join(" ")
+    // (empty parts must not leave runs of spaces: they are recorded in
+    // sysconfig, and the text should not depend on which optional flags a
+    // toolchain happens to leave empty)
+    .split_whitespace()
+    .collect::<Vec<_>>()
+    .join(" "))
 }
 
 /// `./configure` for `src` with our compiler, flags, dependencies and
@@ -370,32 +439,7 @@ pub fn configure_command(
         .arg(format!("--prefix={prefix}"))
         .arg("--with-ensurepip=no")
         .env("CC", &compilers.cpython_cc)
-        .env(
-            "CFLAGS",
-            [
-                crate::optimise::without_optimisation_level(
-                    &tc.cflags_with_headers(cache)?
-                        .split_whitespace()
-                        .map(str::to_string)
-                        .collect::<Vec<_>>(),
-                )
-                .join(" "),
-                tc.cpython_cflags.join(" "),
-                if recipe.is_python2() {
-                    tc.cflags_python2.join(" ")
-                } else {
-                    String::new()
-                },
-                prefix_map_flags(rewrites),
-            ]
-            .join(" ")
-            // (empty parts must not leave runs of spaces: they are
-            // recorded in sysconfig, and the text should not depend on
-            // which optional flags a toolchain happens to leave empty)
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" "),
-        )
+        .env("CFLAGS", cflags(inputs, rewrites)?)
         .env("CPPFLAGS", format!("-I{}/include", deps.prefix.display()))
         .env("LDFLAGS", ldflags(tc, deps, cache)?)
         // configure sees only our .pc files, with static link lines.

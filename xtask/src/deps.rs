@@ -179,23 +179,7 @@ fn build_one(
     jobs: usize,
 ) -> Result<Dep> {
     let tree = source::prepare(cache, &recipe.source, &[], &[], mirrors, &recipe.name)?;
-    let mut key = KeyBuilder::new("dep");
-    key.add("revision", DEPS_REVISION)
-        .add("recipe", toml::to_string(recipe)?)
-        .add("tree", &tree.key)
-        .add("target", &tc.triple)
-        .add("cc", &compilers.key)
-        .add("cflags", tc.library_cflags_all());
-    if tc.sdk_stubs.is_some() {
-        key.add("sdk-stubs", tc.sdk_stubs_key()?);
-    }
-    if tc.hides_archive_symbols() {
-        key.add("hide-symbols", "true");
-    }
-    for r in required {
-        key.add("requires", &r.key);
-    }
-    let key = key.finish();
+    let key = dep_key(recipe, &tree, required, tc, compilers)?;
     let dir = cache.dir("deps")?.join(format!(
         "{}-{}-{}-{key}",
         recipe.name, recipe.version, tc.triple
@@ -216,128 +200,197 @@ fn build_one(
     // configure sees the final prefix (so .pc files and any compiled-in
     // paths name where the tree will live); `make install` writes under
     // DESTDIR, and the staged tree is renamed into place when complete.
-    let final_prefix = dir.join("install");
-    let destdir = work.path().join("destdir");
     let staged = work.path().join("out");
-    let prefix = staged.join("install");
     fs::create_dir_all(&staged)?;
     let log = cache.log_path(&format!("{}-{}-{}", recipe.name, recipe.version, tc.triple))?;
     let _ = fs::remove_file(&log);
-
-    let tools = Tools::for_toolchain(tc, compilers, &final_prefix);
-    let cppflags: Vec<String> = required
-        .iter()
-        .map(|r| format!("-I{}/include", r.prefix.display()))
-        .collect();
-    let ldflags: Vec<String> = required
-        .iter()
-        .map(|r| format!("-L{}/lib", r.prefix.display()))
-        .collect();
-    let build_dir = match &recipe.subdir {
-        Some(sub) => build_dir.join(sub),
-        None => build_dir,
+    let b = OneBuild {
+        recipe,
+        tc,
+        compilers,
+        tools: Tools::for_toolchain(tc, compilers, &dir.join("install")),
+        final_prefix: dir.join("install"),
+        destdir: work.path().join("destdir"),
+        prefix: staged.join("install"),
+        build_dir: match &recipe.subdir {
+            Some(sub) => build_dir.join(sub),
+            None => build_dir,
+        },
+        cflags: format!(
+            "{} {} {}",
+            tc.cflags_with_headers(cache)?,
+            tc.library_cflags.join(" "),
+            prefix_map_flags(&reproducible::rewrites(&cache.root, work.path()))
+        ),
+        required,
+        log: &log,
     };
-    let cflags = format!(
-        "{} {} {}",
-        tc.cflags_with_headers(cache)?,
-        tc.library_cflags.join(" "),
-        prefix_map_flags(&reproducible::rewrites(&cache.root, work.path()))
-    );
-    let step = |args: Vec<String>, what: String| -> Result<()> {
+    match recipe.build {
+        DepBuild::Autoconf => b.autoconf(jobs)?,
+        DepBuild::Make => b.make_and_copy(jobs)?,
+    }
+    b.finish_install()?;
+    mark_complete(&staged)?;
+    commit_dir(&staged, &dir)?;
+    Ok(done(false))
+}
+
+/// Everything that changes what one dependency's build makes.
+fn dep_key(
+    recipe: &DepRecipe,
+    tree: &source::Tree,
+    required: &[&Dep],
+    tc: &Toolchain,
+    compilers: &Compilers,
+) -> Result<String> {
+    let mut key = KeyBuilder::new("dep");
+    key.add("revision", DEPS_REVISION)
+        .add("recipe", toml::to_string(recipe)?)
+        .add("tree", &tree.key)
+        .add("target", &tc.triple)
+        .add("cc", &compilers.key)
+        .add("cflags", tc.library_cflags_all());
+    if tc.sdk_stubs.is_some() {
+        key.add("sdk-stubs", tc.sdk_stubs_key()?);
+    }
+    if tc.hides_archive_symbols() {
+        key.add("hide-symbols", "true");
+    }
+    for r in required {
+        key.add("requires", &r.key);
+    }
+    Ok(key.finish())
+}
+
+/// One dependency's build in its temporary tree.
+struct OneBuild<'a> {
+    recipe: &'a DepRecipe,
+    tc: &'a Toolchain,
+    compilers: &'a Compilers,
+    tools: Tools,
+    /// Where the tree will live in the cache (what configure is told).
+    final_prefix: PathBuf,
+    destdir: PathBuf,
+    /// Where the staged install is (renamed to the final place at the end).
+    prefix: PathBuf,
+    build_dir: PathBuf,
+    cflags: String,
+    required: &'a [&'a Dep],
+    log: &'a Path,
+}
+
+impl OneBuild<'_> {
+    /// One command in the build tree, with the compiler and flags in its
+    /// environment, logged.
+    fn step(&self, args: Vec<String>, what: String) -> Result<()> {
+        let flags = |f: &str, sub: &str| -> String {
+            self.required
+                .iter()
+                .map(|r| format!("{f}{}/{sub}", r.prefix.display()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         let mut cmd = Command::new(&args[0]);
         cmd.args(&args[1..])
-            .current_dir(&build_dir)
-            .env("CC", &compilers.cc)
-            .env("AR", &tools.ar)
-            .env("RANLIB", &tools.ranlib)
-            .env("CFLAGS", &cflags)
-            .env("CPPFLAGS", cppflags.join(" "))
-            .env("LDFLAGS", ldflags.join(" "))
+            .current_dir(&self.build_dir)
+            .env("CC", &self.compilers.cc)
+            .env("AR", &self.tools.ar)
+            .env("RANLIB", &self.tools.ranlib)
+            .env("CFLAGS", &self.cflags)
+            .env("CPPFLAGS", flags("-I", "include"))
+            .env("LDFLAGS", flags("-L", "lib"))
             // Deps never look at the build machine's .pc files.
             .env("PKG_CONFIG_LIBDIR", "/nonexistent")
             .env("PKG_CONFIG_PATH", "");
-        if let (Some(host), None) = (&tc.configure_host, &tc.zig) {
+        if let (Some(host), None) = (&self.tc.configure_host, &self.tc.zig) {
             // zlib's configure derives ar/ranlib from CHOST (for a darwin
             // CHOST it would want Apple's libtool: zig's AR is given instead).
             cmd.env("CHOST", host);
         }
-        run_logged(cmd, &what, &log)?;
+        run_logged(cmd, &what, self.log)?;
         Ok(())
-    };
-    let expand =
-        |args: &[String]| -> Vec<String> { args.iter().map(|a| tools.expand(a)).collect() };
-    let mut make = vec!["make".to_string(), format!("-j{jobs}")];
-    make.extend(expand(&recipe.make_args));
-    match recipe.build {
-        DepBuild::Autoconf => {
-            if !recipe.bootstrap.is_empty() {
-                step(
-                    recipe.bootstrap.clone(),
-                    format!("bootstrapping {}", recipe.name),
-                )?;
-            }
-            let mut configure = vec![
-                "./configure".to_string(),
-                format!("--prefix={}", final_prefix.display()),
-            ];
-            if let Some(host) = &tc.configure_host {
-                configure.push(format!("--host={host}"));
-            }
-            configure.extend(expand(&recipe.configure));
-            // zlib's hand-written configure rejects --host; it uses CHOST.
-            if recipe.name == "zlib" {
-                configure.retain(|a| !a.starts_with("--host="));
-            }
-            step(configure, format!("configuring {}", recipe.name))?;
-            step(make, format!("building {}", recipe.name))?;
-            let mut install = vec!["make".to_string()];
-            install.extend(recipe.install_targets.iter().cloned());
-            install.push(format!("DESTDIR={}", destdir.display()));
-            step(install, format!("installing {}", recipe.name))?;
-            let installed = destdir.join(final_prefix.strip_prefix("/")?);
-            fs::rename(&installed, &prefix)
-                .with_context(|| format!("{} installed nothing under its prefix", recipe.name))?;
-        }
-        DepBuild::Make => {
-            step(make, format!("building {}", recipe.name))?;
-            for (file, subdir) in &recipe.install_files {
-                let to = prefix.join(subdir);
-                // (a `make` build has no install step of its own)
-                fs::create_dir_all(&to)?;
-                let name = Path::new(file).file_name().context("install_files entry")?;
-                fs::copy(build_dir.join(file), to.join(name))
-                    .with_context(|| format!("installing {} from {}", file, recipe.name))?;
-            }
-        }
     }
-    for (lib, alias) in &recipe.lib_aliases {
-        fs::copy(prefix.join("lib").join(lib), prefix.join("lib").join(alias))
-            .with_context(|| format!("copying {lib} to {alias}"))?;
+
+    fn expand(&self, args: &[String]) -> Vec<String> {
+        args.iter().map(|a| self.tools.expand(a)).collect()
     }
-    if !recipe.pc_files.is_empty() {
-        let pc_dir = prefix.join("lib/pkgconfig");
-        fs::create_dir_all(&pc_dir)?;
-        for (name, text) in &recipe.pc_files {
-            fs::write(pc_dir.join(name), text)?;
-        }
+
+    fn make(&self, jobs: usize) -> Vec<String> {
+        let mut make = vec!["make".to_string(), format!("-j{jobs}")];
+        make.extend(self.expand(&self.recipe.make_args));
+        make
     }
-    for lib in &recipe.libs {
-        let path = prefix.join("lib").join(lib);
-        if path.is_file() && tc.hides_archive_symbols() {
-            crate::hide::hide_symbols_in_archive_file(&path)?;
+
+    /// configure; make; make install (into DESTDIR, then moved to the stage).
+    fn autoconf(&self, jobs: usize) -> Result<()> {
+        let (recipe, name) = (self.recipe, &self.recipe.name);
+        if !recipe.bootstrap.is_empty() {
+            self.step(recipe.bootstrap.clone(), format!("bootstrapping {name}"))?;
         }
-        if !path.is_file() {
-            bail!(
-                "{} installed no lib/{lib}, which recipes/deps/{}.toml promises; see {}",
-                recipe.name,
-                recipe.name,
-                log.display()
-            );
+        let mut configure = vec![
+            "./configure".to_string(),
+            format!("--prefix={}", self.final_prefix.display()),
+        ];
+        if let (Some(host), true) = (&self.tc.configure_host, recipe.configure_takes_host) {
+            configure.push(format!("--host={host}"));
         }
+        configure.extend(self.expand(&recipe.configure));
+        self.step(configure, format!("configuring {name}"))?;
+        self.step(self.make(jobs), format!("building {name}"))?;
+        let mut install = vec!["make".to_string()];
+        install.extend(recipe.install_targets.iter().cloned());
+        install.push(format!("DESTDIR={}", self.destdir.display()));
+        self.step(install, format!("installing {name}"))?;
+        let installed = self.destdir.join(self.final_prefix.strip_prefix("/")?);
+        fs::rename(&installed, &self.prefix)
+            .with_context(|| format!("{name} installed nothing under its prefix"))?;
+        Ok(())
     }
-    mark_complete(&staged)?;
-    commit_dir(&staged, &dir)?;
-    Ok(done(false))
+
+    /// make, then `install_files` copied (a `make` build has no install).
+    fn make_and_copy(&self, jobs: usize) -> Result<()> {
+        let recipe = self.recipe;
+        self.step(self.make(jobs), format!("building {}", recipe.name))?;
+        for (file, subdir) in &recipe.install_files {
+            let to = self.prefix.join(subdir);
+            fs::create_dir_all(&to)?;
+            let name = Path::new(file).file_name().context("install_files entry")?;
+            fs::copy(self.build_dir.join(file), to.join(name))
+                .with_context(|| format!("installing {} from {}", file, recipe.name))?;
+        }
+        Ok(())
+    }
+
+    /// Aliases, .pc files, hidden symbols, and every promised library there.
+    fn finish_install(&self) -> Result<()> {
+        let (recipe, lib) = (self.recipe, self.prefix.join("lib"));
+        for (from, alias) in &recipe.lib_aliases {
+            fs::copy(lib.join(from), lib.join(alias))
+                .with_context(|| format!("copying {from} to {alias}"))?;
+        }
+        if !recipe.pc_files.is_empty() {
+            let pc_dir = lib.join("pkgconfig");
+            fs::create_dir_all(&pc_dir)?;
+            for (name, text) in &recipe.pc_files {
+                fs::write(pc_dir.join(name), text)?;
+            }
+        }
+        for name in &recipe.libs {
+            let path = lib.join(name);
+            if path.is_file() && self.tc.hides_archive_symbols() {
+                crate::hide::hide_symbols_in_archive_file(&path)?;
+            }
+            if !path.is_file() {
+                bail!(
+                    "{} installed no lib/{name}, which recipes/deps/{}.toml promises; see {}",
+                    recipe.name,
+                    recipe.name,
+                    self.log.display()
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The binutils matching the toolchain's compiler.

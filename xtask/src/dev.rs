@@ -51,29 +51,9 @@ pub fn run(opts: &Options, req: &Request) -> Result<()> {
     let cache = &crate::util::Cache::from_env()?;
     crate::cache::reap_and_report(cache, None)?;
     let tc = pipeline::buildable_toolchain(recipes, opts)?;
-    if tc.is_cross() {
-        bail!(
-            "the dev loop builds for this machine; {} is a cross target: use `cargo xtask build --target {}`",
-            tc.triple,
-            tc.triple
-        );
-    }
-    let recipe = match pipeline::selected(recipes, &opts.pythons)?.as_slice() {
-        [one] => *one,
-        several => bail!(
-            "`dev` works on one CPython version at a time: pass --python VERSION (the selection named {})",
-            several
-                .iter()
-                .map(|r| r.version.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
+    let recipe = one_native_version(recipes, tc, opts)?;
     let target = pipeline::prepare_target(recipes, cache, tc, opts, &t)?;
     let v = &recipe.version;
-    let series = patch::read_series(&recipe.patch_dir())?;
-    let fetched = fetch::fetch(cache, &recipe.source, &recipes.mirrors)?;
-    let profile = recipes.profile(Some(DEV_PROFILE))?;
     let inputs = cpython::Inputs {
         cache,
         recipe,
@@ -83,6 +63,7 @@ pub fn run(opts: &Options, req: &Request) -> Result<()> {
         compilers: &target.compilers,
         build_python: None,
     };
+    let profile = recipes.profile(Some(DEV_PROFILE))?;
     let plan = crate::optimise::plan(profile, tc, &target.compilers, recipe.is_python2())?;
     let key = KeyBuilder::new("dev-tree")
         .add("tarball", &recipe.source.sha256)
@@ -96,23 +77,84 @@ pub fn run(opts: &Options, req: &Request) -> Result<()> {
     let _lock = crate::util::lock_build(&dir)?;
     fs::create_dir_all(&dir)?;
     let log = cache.log_path(&format!("dev-cpython-{v}-{}", tc.triple))?;
+    let work = crate::cache::tempdir_in(&dir)?;
+    let patched = patched_copy(&inputs, &recipes.mirrors, &dir, work.path(), &t)?;
+    let tree = dir.join("tree");
+    let mut driven = update_tree(&inputs, &plan, &dir, &patched, &log, &t)?;
 
+    let mut make = Command::new("make");
+    make.current_dir(&tree)
+        .arg(format!("-j{}", opts.jobs))
+        .args(plan.make_vars(&dir.join("pgo")));
+    let took = run_logged(make, &format!("CPython {v}: make (incremental)"), &log)?;
+    t.record("make", took, "done");
+    driven += took;
+
+    let python = tree_python(&tree);
+    let took = Instant::now();
+    let said = interpreter_check(&python)?;
+    t.record("interpreter check", took.elapsed(), "done");
+    let wall = start.elapsed();
+    eprintln!(
+        "tlsforge dev: {said} from {} in {:.1}s (configure/make {:.1}s, orchestration {:.1}s)",
+        python.display(),
+        wall.as_secs_f64(),
+        driven.as_secs_f64(),
+        (wall - driven).as_secs_f64()
+    );
+    after_build(&python, recipe.is_python2(), req)
+}
+
+/// The one native CPython the loop works on.
+fn one_native_version<'r>(
+    recipes: &'r crate::recipes::Recipes,
+    tc: &crate::recipes::Toolchain,
+    opts: &Options,
+) -> Result<&'r crate::recipes::CpythonRecipe> {
+    if tc.is_cross() {
+        bail!(
+            "the dev loop builds for this machine; {} is a cross target: use `cargo xtask build --target {}`",
+            tc.triple,
+            tc.triple
+        );
+    }
+    match pipeline::selected(recipes, &opts.pythons)?.as_slice() {
+        [one] => Ok(*one),
+        several => bail!(
+            "`dev` works on one CPython version at a time: pass --python VERSION (the selection named {})",
+            several
+                .iter()
+                .map(|r| r.version.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The series applied to a fresh copy of the pristine source (extracted
+/// once): a patch that fails leaves the build tree as it was.
+fn patched_copy(
+    inputs: &cpython::Inputs,
+    mirrors: &[String],
+    dir: &Path,
+    work: &Path,
+    t: &Timings,
+) -> Result<PathBuf> {
+    let (recipe, v) = (inputs.recipe, &inputs.recipe.version);
+    let series = patch::read_series(&recipe.patch_dir())?;
     let pristine = dir.join("pristine");
     if !is_complete(&pristine) {
         let took = Instant::now();
-        let tmp = crate::cache::tempdir_in(&dir)?;
+        let fetched = fetch::fetch(inputs.cache, &recipe.source, mirrors)?;
+        let tmp = crate::cache::tempdir_in(dir)?;
         let tree = tmp.path().join("tree");
         extract::extract(&fetched.path, &tree)?;
         mark_complete(&tree)?;
         commit_dir(&tree, &pristine)?;
         t.record("extract the pristine source (once)", took.elapsed(), "done");
     }
-
-    // The series on a fresh copy: a patch that fails leaves the build
-    // tree as it was.
     let took = Instant::now();
-    let work = crate::cache::tempdir_in(&dir)?;
-    let patched = work.path().join("patched");
+    let patched = work.join("patched");
     copy_tree(&pristine, &patched)?;
     patch::apply_series(&patched, &series)
         .with_context(|| format!("patching CPython {v}; the build tree is unchanged"))?;
@@ -121,17 +163,31 @@ pub fn run(opts: &Options, req: &Request) -> Result<()> {
         took.elapsed(),
         "done",
     );
+    Ok(patched)
+}
 
-    let mut driven = std::time::Duration::ZERO;
+/// Brings `dir/tree` to the patched source: only the changed files carried
+/// over (timestamps of the others kept, so make rebuilds only what they
+/// touch), or, the first time, the whole tree configured. Returns the time
+/// configure took.
+fn update_tree(
+    inputs: &cpython::Inputs,
+    plan: &crate::optimise::Plan,
+    dir: &Path,
+    patched: &Path,
+    log: &Path,
+    t: &Timings,
+) -> Result<std::time::Duration> {
     let tree = dir.join("tree");
     let state_path = dir.join("state.json");
     let configured = is_complete(&tree) && state_path.is_file();
-    let sources = source_files(&patched)?;
+    let sources = source_files(patched)?;
+    let mut driven = std::time::Duration::ZERO;
     if configured {
         let took = Instant::now();
         let state: State = serde_json::from_slice(&fs::read(&state_path)?)
             .with_context(|| format!("reading {}", state_path.display()))?;
-        let changed = sync(&patched, &tree, &sources, &state.sources)?;
+        let changed = sync(patched, &tree, &sources, &state.sources)?;
         t.record(
             format!(
                 "carry over changed files ({} copied, {} removed)",
@@ -148,32 +204,27 @@ pub fn run(opts: &Options, req: &Request) -> Result<()> {
         if tree.exists() {
             fs::remove_dir_all(&tree)?;
         }
-        fs::rename(&patched, &tree)?;
-        let rewrites = reproducible::rewrites(&cache.root, &dir);
+        fs::rename(patched, &tree)?;
+        let rewrites = reproducible::rewrites(&inputs.cache.root, dir);
         let Configure { command, path } =
-            cpython::configure_command(&inputs, &plan, &tree, &rewrites)?;
+            cpython::configure_command(inputs, plan, &tree, &rewrites)?;
         if path.is_some() {
             bail!("internal: a native dev build needs no build-Python");
         }
-        let took = run_logged(command, &format!("configuring CPython {v}"), &log)?;
+        let v = &inputs.recipe.version;
+        let took = run_logged(command, &format!("configuring CPython {v}"), log)?;
         t.record("configure (first run only)", took, "done");
         driven += took;
         mark_complete(&tree)?;
     }
     // (written before make: a failed make still leaves a tree in sync)
     write_state(&state_path, &State { sources })?;
+    Ok(driven)
+}
 
-    let mut make = Command::new("make");
-    make.current_dir(&tree)
-        .arg(format!("-j{}", opts.jobs))
-        .args(plan.make_vars(&dir.join("pgo")));
-    let took = run_logged(make, &format!("CPython {v}: make (incremental)"), &log)?;
-    t.record("make", took, "done");
-    driven += took;
-
-    let python = tree_python(&tree);
-    let took = Instant::now();
-    let out = Command::new(&python)
+/// "3.13.15 OpenSSL 4.0.3 …" from the rebuilt interpreter.
+fn interpreter_check(python: &Path) -> Result<String> {
+    let out = Command::new(python)
         .args([
             "-c",
             "import sys, ssl; print(sys.version.split()[0] + ' ' + ssl.OPENSSL_VERSION)",
@@ -186,22 +237,17 @@ pub fn run(opts: &Options, req: &Request) -> Result<()> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    t.record("interpreter check", took.elapsed(), "done");
-    let wall = start.elapsed();
-    eprintln!(
-        "tlsforge dev: {} from {} in {:.1}s (configure/make {:.1}s, orchestration {:.1}s)",
-        String::from_utf8_lossy(&out.stdout).trim(),
-        python.display(),
-        wall.as_secs_f64(),
-        driven.as_secs_f64(),
-        (wall - driven).as_secs_f64()
-    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `--run CODE`, then `--test MODULE…`, on the rebuilt interpreter.
+fn after_build(python: &Path, python2: bool, req: &Request) -> Result<()> {
     if let Some(code) = req.code {
-        run_visible(Command::new(&python).args(["-c", code]), "the --run code")?;
+        run_visible(Command::new(python).args(["-c", code]), "the --run code")?;
     }
     if !req.tests.is_empty() {
-        let mut cmd = Command::new(&python);
-        if recipe.is_python2() {
+        let mut cmd = Command::new(python);
+        if python2 {
             cmd.args(["-m", "test.regrtest"]);
         } else {
             cmd.args(["-m", "test"]);

@@ -363,7 +363,7 @@ fn build_one(
     }
     let ours_from = Instant::now();
     let report = cx.timings.stage(format!("cpython {v}: validate"), || {
-        Ok((validated(v, &built, cx.tc)?, false))
+        Ok((validated(v, &built, cx)?, false))
     })?;
     let smoke = if cx.tc.can_run() {
         Some(
@@ -492,8 +492,8 @@ fn is_packaged(a: &Artifact, build_key: &str) -> bool {
 }
 
 /// The binary checks of validate.rs; any violation fails the build.
-fn validated(v: &str, built: &cpython::Built, tc: &Toolchain) -> Result<validate::Report> {
-    let report = validate::check_tree(&built.root, tc)?;
+fn validated(v: &str, built: &cpython::Built, cx: &TargetContext) -> Result<validate::Report> {
+    let report = validate::check_tree(&built.root, cx.tc, &cx.recipes.hidden_symbol_prefixes())?;
     if !report.not_allowed_libraries.is_empty() {
         bail!(
             "internal: system-linked modules survived pruning: {:?}",

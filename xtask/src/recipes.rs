@@ -112,8 +112,16 @@ pub struct DepRecipe {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bootstrap: Vec<String>,
     /// Arguments; `{prefix}`, `{cc}`, `{ar}`, `{ranlib}`, `{cflags}` are expanded.
+    /// Symbols the interpreter must not export (a validation rule, not a
+    /// build input: never part of the dep's key).
+    #[serde(default, skip_serializing)]
+    pub exported_symbol_prefixes: Vec<String>,
     #[serde(default)]
     pub configure: Vec<String>,
+    /// False for a hand-written configure that rejects `--host` (zlib's
+    /// reads CHOST from the environment instead).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub configure_takes_host: bool,
     #[serde(default)]
     pub make_args: Vec<String>,
     #[serde(default)]
@@ -134,6 +142,10 @@ pub struct DepRecipe {
 
 fn yes() -> bool {
     true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// How a dependency builds (recipes/deps/*.toml `build`).
@@ -596,6 +608,7 @@ pub struct Recipes {
     pub cpython: Vec<CpythonRecipe>,
     pub openssl: Vec<OpensslRecipe>,
     pub openssl_default: String,
+    openssl_symbol_prefixes: Vec<String>,
     pub deps: Vec<DepRecipe>,
     pub mirrors: Vec<String>,
     pub toolchains: Vec<Toolchain>,
@@ -726,6 +739,7 @@ impl<T> PerMajor<T> {
 #[derive(Deserialize)]
 struct OpensslFile {
     default: String,
+    exported_symbol_prefixes: Vec<String>,
     openssl: Vec<OpensslRecipe>,
 }
 
@@ -777,12 +791,24 @@ impl Recipes {
             cpython,
             openssl: openssl.openssl,
             openssl_default: openssl.default,
+            openssl_symbol_prefixes: openssl.exported_symbol_prefixes,
             deps,
             mirrors,
             toolchains,
             modules: read_toml(&root.join("recipes/modules.toml"))?,
             packaging: read_packaging(&root.join("recipes/packaging.toml"))?,
         })
+    }
+
+    /// Symbol prefixes of everything we link statically (recipes/openssl.toml
+    /// and each recipes/deps file): the interpreter exports none of them.
+    pub fn hidden_symbol_prefixes(&self) -> Vec<String> {
+        let deps = self.deps.iter().flat_map(|d| &d.exported_symbol_prefixes);
+        self.openssl_symbol_prefixes
+            .iter()
+            .chain(deps)
+            .cloned()
+            .collect()
     }
 
     /// `3.13`, `3.13.5` or `2.7` → the recipe; the error lists what exists.

@@ -274,34 +274,15 @@ pub fn run(a: &Artifact, exe: &Path, scope: Scope, jobs: usize) -> Result<(bool,
             .collect::<String>(),
     )?;
 
-    let mut cmd = regrtest(exe, a.python2, work.path());
-    // The header names the platform: proves which interpreter really ran.
-    cmd.arg("--header").arg("--ignorefile").arg(&ignore_file);
-    match scope {
-        Scope::Tls => {
-            cmd.args(TLS_MODULES);
-        }
-        Scope::Full => {
-            // Many tests sleep or wait on sockets: two workers more than
-            // cores, as regrtest's own -j0.
-            cmd.arg(format!("-j{}", jobs + 2));
-            // A failed module runs again alone, verbosely, as CPython's CI
-            // does; it passes only if that run passes, and is named below.
-            cmd.arg("-w");
-            if !a.python2 {
-                // A hung test fails after 20 minutes instead of hanging CI.
-                cmd.arg("--timeout=1200");
-            }
-            let whole: Vec<&str> = left_out
-                .iter()
-                .filter(|e| e.whole_module())
-                .map(|e| e.id.as_str())
-                .collect();
-            if !whole.is_empty() {
-                cmd.arg("-x").args(whole);
-            }
-        }
-    }
+    let mut cmd = suite_command(
+        exe,
+        a.python2,
+        scope,
+        jobs,
+        work.path(),
+        &ignore_file,
+        &left_out,
+    );
     let which = match scope {
         Scope::Tls => "stdlib-tests",
         Scope::Full => "stdlib-full",
@@ -337,45 +318,100 @@ pub fn run(a: &Artifact, exe: &Path, scope: Scope, jobs: usize) -> Result<(bool,
 
     // Each expected failure must fail here, and on the stock interpreter.
     if !expected.is_empty() {
-        let series = a
-            .version
-            .rsplit_once('.')
-            .map(|(s, _)| s)
-            .unwrap_or(&a.version);
-        let stock = stock_interpreter(series);
-        let mut lines = Vec::new();
-        for e in &expected {
-            let here = entry_fails(exe, a.python2, e, work.path())?;
-            let there = match &stock {
-                Some(s) => Some(entry_fails(s, a.python2, e, work.path())?),
-                None => None,
-            };
-            let verdict = match (here, there) {
-                (false, _) => {
-                    ok = false;
-                    "PASSES here: remove it from the list"
-                }
-                (true, Some(false)) => {
-                    ok = false;
-                    "passes on the stock interpreter: ours to fix, not the environment's"
-                }
-                (true, Some(true)) => "fails here and on stock",
-                (true, None) => "fails here (no stock interpreter to compare)",
-            };
-            lines.push(format!("\n    {}: {verdict} ({})", e.id, e.reason));
-        }
+        let (all_hold, said) = expected_failures_hold(a, exe, &expected, work.path())?;
+        ok &= all_hold;
         detail.push_str(&format!(
-            "; {} expected failures in {}{}{}",
+            "; {} expected failures in {}{said}",
             expected.len(),
-            rel(&expected_file),
-            stock
-                .map(|s| format!(", compared with {}", s.display()))
-                .unwrap_or_default(),
-            lines.concat()
+            rel(&expected_file)
         ));
     }
     detail.push_str(&format!("; log {}", log.display()));
     Ok((ok, detail))
+}
+
+/// regrtest for one scope: the TLS modules, or everything with workers,
+/// re-runs and a timeout; `left_out` as -x modules and --ignorefile globs.
+fn suite_command(
+    exe: &Path,
+    python2: bool,
+    scope: Scope,
+    jobs: usize,
+    work: &Path,
+    ignore_file: &Path,
+    left_out: &[&ListEntry],
+) -> Command {
+    let mut cmd = regrtest(exe, python2, work);
+    // The header names the platform: proves which interpreter really ran.
+    cmd.arg("--header").arg("--ignorefile").arg(ignore_file);
+    match scope {
+        Scope::Tls => {
+            cmd.args(TLS_MODULES);
+        }
+        Scope::Full => {
+            // Many tests sleep or wait on sockets: two workers more than
+            // cores, as regrtest's own -j0.
+            cmd.arg(format!("-j{}", jobs + 2));
+            // A failed module runs again alone, verbosely, as CPython's CI
+            // does; it passes only if that run passes, and is named below.
+            cmd.arg("-w");
+            if !python2 {
+                // A hung test fails after 20 minutes instead of hanging CI.
+                cmd.arg("--timeout=1200");
+            }
+            let whole: Vec<&str> = left_out
+                .iter()
+                .filter(|e| e.whole_module())
+                .map(|e| e.id.as_str())
+                .collect();
+            if !whole.is_empty() {
+                cmd.arg("-x").args(whole);
+            }
+        }
+    }
+    cmd
+}
+
+/// Every expected failure fails here and on the stock interpreter of the
+/// same series (when the machine has one); the verdict and one line each.
+fn expected_failures_hold(
+    a: &Artifact,
+    exe: &Path,
+    expected: &[ListEntry],
+    work: &Path,
+) -> Result<(bool, String)> {
+    let series = a
+        .version
+        .rsplit_once('.')
+        .map(|(s, _)| s)
+        .unwrap_or(&a.version);
+    let stock = stock_interpreter(series);
+    let mut ok = true;
+    let mut lines = Vec::new();
+    for e in expected {
+        let here = entry_fails(exe, a.python2, e, work)?;
+        let there = match &stock {
+            Some(s) => Some(entry_fails(s, a.python2, e, work)?),
+            None => None,
+        };
+        let verdict = match (here, there) {
+            (false, _) => {
+                ok = false;
+                "PASSES here: remove it from the list"
+            }
+            (true, Some(false)) => {
+                ok = false;
+                "passes on the stock interpreter: ours to fix, not the environment's"
+            }
+            (true, Some(true)) => "fails here and on stock",
+            (true, None) => "fails here (no stock interpreter to compare)",
+        };
+        lines.push(format!("\n    {}: {verdict} ({})", e.id, e.reason));
+    }
+    let compared = stock
+        .map(|s| format!(", compared with {}", s.display()))
+        .unwrap_or_default();
+    Ok((ok, format!("{compared}{}", lines.concat())))
 }
 
 fn rel(p: &Path) -> String {

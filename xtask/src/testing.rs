@@ -35,7 +35,7 @@ pub fn validate(opts: &Options, paths: &[PathBuf]) -> Result<()> {
     };
     let mut bad = 0;
     for t in &trees {
-        let r = validate::check_tree(t, tc)?;
+        let r = validate::check_tree(t, tc, &recipes.hidden_symbol_prefixes())?;
         if r.violations.is_empty() {
             println!(
                 "ok    {} ({} {} files, links {}, max GLIBC_{})",
@@ -235,13 +235,14 @@ impl Drop for InstalledDebs {
 /// interpreter imports every required module, and returns its conformance
 /// column (`tlsforge-<version>-deb`). Needs root, dpkg and a host target.
 fn install_debs(
+    recipes: &Recipes,
     interpreters: &[(Artifact, PathBuf)],
     tc: &Toolchain,
 ) -> Result<(InstalledDebs, Vec<(String, PathBuf)>)> {
     if !tc.runs_here() {
         bail!("{} packages cannot be installed on this machine", tc.triple);
     }
-    let modules = Recipes::load()?.modules;
+    let modules = &recipes.modules;
     let mut installed = InstalledDebs(Vec::new());
     let mut cols = Vec::new();
     for (a, _) in interpreters {
@@ -275,11 +276,12 @@ fn install_debs(
 /// checks `rpm -qip` and the installed interpreter's imports; returns what
 /// was checked and the interpreters as conformance columns.
 fn install_rpms(
+    recipes: &Recipes,
     interpreters: &[(Artifact, PathBuf)],
     tc: &Toolchain,
     scratch: &Path,
 ) -> Result<(Vec<String>, Vec<Column>)> {
-    let modules = Recipes::load()?.modules;
+    let modules = &recipes.modules;
     let mut said = Vec::new();
     let mut cols = Vec::new();
     for (a, _) in interpreters {
@@ -326,11 +328,12 @@ fn install_rpms(
 
 pub fn conform(opts: &Options, from_deb: bool) -> Result<()> {
     crate::prereqs::ensure(crate::prereqs::TEST_TOOLS)?;
-    let tc = target_toolchain(opts)?;
+    let recipes = Recipes::load()?;
+    let tc = recipes.toolchain(opts.target.as_deref())?.clone();
     let tmp = tempfile::tempdir()?;
     let interpreters = unpacked(opts, &tc, tmp.path())?;
     let (_installed, cols) = if from_deb {
-        install_debs(&interpreters, &tc)?
+        install_debs(&recipes, &interpreters, &tc)?
     } else {
         (InstalledDebs(Vec::new()), columns(&interpreters))
     };
@@ -368,12 +371,13 @@ const STRIPPED: &str = "install_only_stripped";
 /// stripped one, no symbol table left. Returns the stripped interpreters
 /// as conformance columns and the full ones for CPython's suite.
 fn flavour_checks(
+    recipes: &Recipes,
     interpreters: &[(Artifact, PathBuf)],
     tc: &Toolchain,
     dir: &Path,
     tally: &mut Tally,
 ) -> Result<(Vec<Column>, Vec<PathBuf>)> {
-    let modules = Recipes::load()?.modules;
+    let modules = &recipes.modules;
     let mut columns = Vec::new();
     let mut full = Vec::new();
     for (a, _) in interpreters {
@@ -382,7 +386,7 @@ fn flavour_checks(
             let d = dir.join(format!("{}-{flavour}", a.version));
             let exe = unpack_runnable(a, flavour, tc, &d)?;
             let tree = d.join("python");
-            let report = validate::check_tree(&tree, tc)?;
+            let report = validate::check_tree(&tree, tc, &recipes.hidden_symbol_prefixes())?;
             let mut problems = report.violations.clone();
             if let Err(e) = validate::smoke_test(
                 &tree,
@@ -511,7 +515,8 @@ pub fn test(opts: &Options) -> Result<()> {
     let start = Instant::now();
     crate::prereqs::ensure(crate::prereqs::TEST_TOOLS)?;
     let mut tally = Tally::default();
-    let tc = target_toolchain(opts)?;
+    let recipes = Recipes::load()?;
+    let tc = recipes.toolchain(opts.target.as_deref())?.clone();
     let old_root_step = tc.runs_here() && tc.max_glibc.is_some() && crate::prereqs::is_root();
     if old_root_step {
         crate::oldroot::prepare_in_background();
@@ -526,102 +531,29 @@ pub fn test(opts: &Options) -> Result<()> {
         .success();
     tally.add("cargo test --workspace".into(), ok, String::new());
 
-    // 2. Build what the suites need (cache hits when nothing changed).
+    // 2. Build what the suites need (cache hits when nothing changed), and
+    //    check again, on what users download, each unpacked archive.
     let tmp = tempfile::tempdir()?;
     let interpreters = unpacked(opts, &tc, tmp.path())?;
-
-    // 3. Install each .deb (as root on the host target) and check it imports
-    //    every required module; its interpreter joins the conformance run.
-    // 2b. The binary checks again, on what users download: each unpacked
-    //     archive, with its highest glibc symbol version printed.
-    for (a, exe) in &interpreters {
-        // (under an emulator `exe` is the wrapper beside python/)
-        let tree = match exe.ancestors().find(|d| d.ends_with("python")) {
-            Some(t) => t.to_path_buf(),
-            None => exe.with_file_name("python"),
-        };
-        let r = validate::check_tree(&tree, &tc)?;
-        tally.add(
-            format!("binary checks of the {} archive", a.version),
-            r.violations.is_empty(),
-            format!(
-                "{} ELF files, max GLIBC_{} (floor {}){}",
-                r.files_checked,
-                r.max_glibc.as_deref().unwrap_or("-"),
-                tc.max_glibc.as_deref().unwrap_or("none"),
-                r.violations
-                    .iter()
-                    .map(|v| format!("\n    {v}"))
-                    .collect::<String>()
-            ),
-        );
-    }
-
-    let (stripped_cols, full_exes) = flavour_checks(&interpreters, &tc, tmp.path(), &mut tally)?;
+    binary_checks(
+        &interpreters,
+        &tc,
+        &recipes.hidden_symbol_prefixes(),
+        &mut tally,
+    )?;
+    let (stripped_cols, full_exes) =
+        flavour_checks(&recipes, &interpreters, &tc, tmp.path(), &mut tally)?;
     let mut cols = columns(&interpreters);
     cols.extend(stripped_cols);
-    let _installed = if tc.runs_here() && crate::deb::available(&tc) && crate::prereqs::is_root() {
-        let t = Instant::now();
-        let (installed, deb_cols) = install_debs(&interpreters, &tc)?;
-        tally.add(
-            format!(
-                "install .debs, import check ({:.0}s)",
-                t.elapsed().as_secs_f64()
-            ),
-            true,
-            format!("{} packages", installed.0.len()),
-        );
-        cols.extend(deb_cols);
-        Some(installed)
-    } else {
-        tally.add(
-            ".deb install".into(),
-            true,
-            "skipped: needs root, dpkg and the host target".into(),
-        );
-        None
-    };
 
-    // 3b. The .rpm of each, installed into a scratch root with rpm --root.
-    if tc.runs_here() && crate::rpm::available(&tc) {
-        let t = Instant::now();
-        match install_rpms(&interpreters, &tc, tmp.path()) {
-            Ok((said, rpm_cols)) => {
-                tally.add(
-                    format!(
-                        "install .rpms into a scratch root ({:.0}s)",
-                        t.elapsed().as_secs_f64()
-                    ),
-                    true,
-                    said.join("; "),
-                );
-                cols.extend(rpm_cols);
-            }
-            Err(e) => tally.add("install .rpms".into(), false, format!("{e:#}")),
-        }
-    }
+    // 3. Each .deb and .rpm installed; their interpreters join the run.
+    let (_installed, package_cols) =
+        package_columns(&recipes, &interpreters, &tc, tmp.path(), &mut tally)?;
+    cols.extend(package_cols);
 
-    // 4. Real handshakes: the conformance suite on every interpreter at once.
-    let t = Instant::now();
-    let setup = conformance_setup(&tc)?;
-    let report_dir = setup.1.clone();
-    let (ok, detail) = run_conformance(&cols, setup)?;
-    tally.add(
-        format!("conformance suite ({:.0}s)", t.elapsed().as_secs_f64()),
-        ok,
-        detail,
-    );
-    // 4b. The report as a person sees it, in a browser.
-    let t = Instant::now();
-    let r = crate::browser::check_report(&report_dir);
-    tally.add(
-        format!(
-            "conformance report in headless Chromium ({:.0}s)",
-            t.elapsed().as_secs_f64()
-        ),
-        r.is_ok(),
-        r.unwrap_or_else(|e| format!("{e:#}")),
-    );
+    // 4. Real handshakes: the conformance suite on every interpreter at
+    //    once, and its report as a person sees it, in a browser.
+    conformance_step(&cols, &tc, &mut tally)?;
 
     // 5. The artifacts where users run them: inside a Debian 11 root
     //    (glibc 2.31, older than this machine's), and a manylinux wheel.
@@ -638,26 +570,7 @@ pub fn test(opts: &Options) -> Result<()> {
 
     // 5b. uv installs our 3.x archives from dist/download-metadata.json.
     if tc.runs_here() && tc.triple.contains("-linux-gnu") {
-        let t = Instant::now();
-        let versions: Vec<&str> = interpreters
-            .iter()
-            .filter(|(a, _)| !a.python2)
-            .map(|(a, _)| a.version.as_str())
-            .collect();
-        let r = crate::uv::check(
-            &crate::util::Cache::from_env()?,
-            &crate::pipeline::dist_dir()?,
-            &versions,
-            tmp.path(),
-        );
-        tally.add(
-            format!(
-                "uv (recipes/tests/uv.txt) from dist/download-metadata.json ({:.0}s)",
-                t.elapsed().as_secs_f64()
-            ),
-            r.is_ok(),
-            r.unwrap_or_else(|e| format!("{e:#}")),
-        );
+        uv_step(&interpreters, tmp.path(), &mut tally)?;
     }
 
     // 6. CPython's whole test suite, from each version's full archive.
@@ -677,4 +590,138 @@ pub fn test(opts: &Options) -> Result<()> {
     }
     println!("tlsforge test: {:.0}s", start.elapsed().as_secs_f64());
     tally.finish()
+}
+
+/// The binary checks of validate.rs on each unpacked archive, with its
+/// highest glibc symbol version printed.
+fn binary_checks(
+    interpreters: &[(Artifact, PathBuf)],
+    tc: &Toolchain,
+    hidden: &[String],
+    tally: &mut Tally,
+) -> Result<()> {
+    for (a, exe) in interpreters {
+        // (under an emulator `exe` is the wrapper beside python/)
+        let tree = match exe.ancestors().find(|d| d.ends_with("python")) {
+            Some(t) => t.to_path_buf(),
+            None => exe.with_file_name("python"),
+        };
+        let r = validate::check_tree(&tree, tc, hidden)?;
+        tally.add(
+            format!("binary checks of the {} archive", a.version),
+            r.violations.is_empty(),
+            format!(
+                "{} ELF files, max GLIBC_{} (floor {}){}",
+                r.files_checked,
+                r.max_glibc.as_deref().unwrap_or("-"),
+                tc.max_glibc.as_deref().unwrap_or("none"),
+                r.violations
+                    .iter()
+                    .map(|v| format!("\n    {v}"))
+                    .collect::<String>()
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// The .deb of each (installed as root on the host target, purged when the
+/// returned guard drops) and the .rpm of each (into a scratch root with
+/// rpm --root); their conformance columns.
+fn package_columns(
+    recipes: &Recipes,
+    interpreters: &[(Artifact, PathBuf)],
+    tc: &Toolchain,
+    scratch: &Path,
+    tally: &mut Tally,
+) -> Result<(Option<InstalledDebs>, Vec<Column>)> {
+    let mut cols = Vec::new();
+    let installed = if tc.runs_here() && crate::deb::available(tc) && crate::prereqs::is_root() {
+        let t = Instant::now();
+        let (installed, deb_cols) = install_debs(recipes, interpreters, tc)?;
+        tally.add(
+            format!(
+                "install .debs, import check ({:.0}s)",
+                t.elapsed().as_secs_f64()
+            ),
+            true,
+            format!("{} packages", installed.0.len()),
+        );
+        cols.extend(deb_cols);
+        Some(installed)
+    } else {
+        tally.add(
+            ".deb install".into(),
+            true,
+            "skipped: needs root, dpkg and the host target".into(),
+        );
+        None
+    };
+    if tc.runs_here() && crate::rpm::available(tc) {
+        let t = Instant::now();
+        match install_rpms(recipes, interpreters, tc, scratch) {
+            Ok((said, rpm_cols)) => {
+                tally.add(
+                    format!(
+                        "install .rpms into a scratch root ({:.0}s)",
+                        t.elapsed().as_secs_f64()
+                    ),
+                    true,
+                    said.join("; "),
+                );
+                cols.extend(rpm_cols);
+            }
+            Err(e) => tally.add("install .rpms".into(), false, format!("{e:#}")),
+        }
+    }
+    Ok((installed, cols))
+}
+
+/// The conformance suite on every column, then its report in Chromium.
+fn conformance_step(cols: &[Column], tc: &Toolchain, tally: &mut Tally) -> Result<()> {
+    let t = Instant::now();
+    let setup = conformance_setup(tc)?;
+    let report_dir = setup.1.clone();
+    let (ok, detail) = run_conformance(cols, setup)?;
+    tally.add(
+        format!("conformance suite ({:.0}s)", t.elapsed().as_secs_f64()),
+        ok,
+        detail,
+    );
+    let t = Instant::now();
+    let r = crate::browser::check_report(&report_dir);
+    tally.add(
+        format!(
+            "conformance report in headless Chromium ({:.0}s)",
+            t.elapsed().as_secs_f64()
+        ),
+        r.is_ok(),
+        r.unwrap_or_else(|e| format!("{e:#}")),
+    );
+    Ok(())
+}
+
+/// uv installs, runs and makes venvs from our 3.x archives.
+fn uv_step(interpreters: &[(Artifact, PathBuf)], scratch: &Path, tally: &mut Tally) -> Result<()> {
+    let t = Instant::now();
+    let versions: Vec<&str> = interpreters
+        .iter()
+        .filter(|(a, _)| !a.python2)
+        .map(|(a, _)| a.version.as_str())
+        .collect();
+    let r = crate::uv::check(
+        &crate::util::Cache::from_env()?,
+        &crate::pipeline::dist_dir()?,
+        &versions,
+        scratch,
+    );
+    tally.add(
+        format!(
+            "uv (recipes/tests/uv.txt) from dist/download-metadata.json ({:.0}s)",
+            t.elapsed().as_secs_f64()
+        ),
+        r.is_ok(),
+        r.unwrap_or_else(|e| format!("{e:#}")),
+    );
+    Ok(())
 }

@@ -31,32 +31,6 @@ pub struct Report {
     unversioned_imports: Vec<(PathBuf, Vec<String>)>,
 }
 
-/// Symbol prefixes of the libraries we link statically; none may be exported.
-const HIDDEN_PREFIXES: &[&str] = &[
-    "SSL_",
-    "OPENSSL_",
-    "EVP_",
-    "X509_",
-    "CRYPTO_",
-    "BIO_",
-    "ERR_",
-    "deflate",
-    "inflate",
-    "zlibVersion",
-    // recipes/deps: bzip2, xz, libffi, expat, sqlite, libuuid, readline, ncurses
-    "BZ2_",
-    "lzma_",
-    // (not ffi_type_*: 2.7's _ctypes defines those itself)
-    "ffi_call",
-    "ffi_prep_",
-    "XML_",
-    "sqlite3_",
-    "uuid_",
-    "rl_",
-    "tgetent",
-    "initscr",
-];
-
 /// Remembers an executable's exports and a shared module's strong
 /// undefined symbols that carry no version (a versioned one is bound to a
 /// system library by the link; an unversioned one must come from the
@@ -151,16 +125,36 @@ pub fn elf_files(root: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Checks one ELF file against the toolchain's rules, appending violations.
-pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report) -> Result<()> {
+/// `hidden` names the symbol prefixes of what we link statically
+/// (`Recipes::hidden_symbol_prefixes`): none may be exported.
+pub fn check_elf(
+    path: &Path,
+    bytes: &[u8],
+    tc: &Toolchain,
+    hidden: &[String],
+    report: &mut Report,
+) -> Result<()> {
     let elf = Elf::parse(bytes).with_context(|| format!("parsing {}", path.display()))?;
     // Object files (config-*/python.o) are link inputs, not loaded code.
     if elf.header.e_type == header::ET_REL {
         return Ok(());
     }
-    let name = path.display();
+    let name = path.display().to_string();
     // A static executable has no PT_INTERP; it is still the interpreter.
     let is_executable = elf.interpreter.is_some()
         || (tc.fully_static && path.parent().is_some_and(|p| p.ends_with("bin")));
+    check_linking(&elf, path, tc, hidden, report);
+    check_glibc_versions(&elf, &name, tc, report);
+    record_dynamic_linking(&elf, path, is_executable, report);
+    check_hardening(&elf, &name, is_executable, tc, report);
+    check_protectors(&elf, &name, is_executable, tc, report);
+    Ok(())
+}
+
+/// Static where it must be: no dynamic OpenSSL or zlib, only allowlisted
+/// system libraries, none of our static libraries' symbols exported.
+fn check_linking(elf: &Elf, path: &Path, tc: &Toolchain, hidden: &[String], report: &mut Report) {
+    let name = path.display();
     if tc.fully_static {
         if elf.interpreter.is_some() {
             report.violations.push(format!(
@@ -196,15 +190,22 @@ pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report)
             continue;
         }
         if let Some(n) = elf.dynstrtab.get_at(sym.st_name) {
-            if HIDDEN_PREFIXES.iter().any(|p| n.starts_with(p)) {
+            if hidden.iter().any(|p| n.starts_with(p.as_str())) {
                 report.violations.push(format!("{name}: exports {n}"));
                 break;
             }
         }
     }
-    check_glibc_versions(&elf, &name.to_string(), tc, report);
-    record_dynamic_linking(&elf, path, is_executable, report);
-    // Hardening: PIE executables, full RELRO, non-executable stack.
+}
+
+/// PIE executables, full RELRO, a non-executable stack.
+fn check_hardening(
+    elf: &Elf,
+    name: &str,
+    is_executable: bool,
+    tc: &Toolchain,
+    report: &mut Report,
+) {
     if is_executable && tc.pie && elf.header.e_type != header::ET_DYN {
         report
             .violations
@@ -234,10 +235,19 @@ pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report)
     if stack_exec {
         report.violations.push(format!("{name}: executable stack"));
     }
-    // The interpreter itself must show -fstack-protector and FORTIFY_SOURCE:
-    // both leave imports behind (__stack_chk_fail, __*_chk).
-    // (A static executable carries libc's own __stack_chk_fail whatever our
-    // flags were, so for it check_tree reads the recorded CFLAGS instead.)
+}
+
+/// The interpreter itself must show -fstack-protector and FORTIFY_SOURCE:
+/// both leave imports behind (__stack_chk_fail, __*_chk).
+/// (A static executable carries libc's own __stack_chk_fail whatever our
+/// flags were, so for it check_tree reads the recorded CFLAGS instead.)
+fn check_protectors(
+    elf: &Elf,
+    name: &str,
+    is_executable: bool,
+    tc: &Toolchain,
+    report: &mut Report,
+) {
     let imports: Vec<&str> = elf
         .dynsyms
         .iter()
@@ -272,7 +282,6 @@ pub fn check_elf(path: &Path, bytes: &[u8], tc: &Toolchain, report: &mut Report)
             ));
         }
     }
-    Ok(())
 }
 
 /// A static interpreter's symbols cannot show our compile flags (libc brings
@@ -309,16 +318,18 @@ fn check_recorded_cflags(root: &Path, report: &mut Report) -> Result<()> {
 }
 
 /// Runs every structural check over the installed tree.
-pub fn check_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
+/// Every binary of an installed tree against the toolchain's rules;
+/// `hidden` as for `check_elf`.
+pub fn check_tree(root: &Path, tc: &Toolchain, hidden: &[String]) -> Result<Report> {
     let mut report = Report::default();
     match tc.binary_format {
         BinaryFormat::Elf => {}
-        BinaryFormat::Macho => return check_macho_tree(root, tc),
+        BinaryFormat::Macho => return check_macho_tree(root, tc, hidden),
         other => bail!("validation of {other} binaries is not implemented"),
     }
     for f in elf_files(root)? {
         let bytes = fs::read(&f)?;
-        check_elf(&f, &bytes, tc, &mut report)?;
+        check_elf(&f, &bytes, tc, hidden, &mut report)?;
         report.files_checked += 1;
     }
     // (only against an interpreter: a tree without one has nothing to bind to)
@@ -353,7 +364,7 @@ pub fn check_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
 
 /// Mach-O: arch, deployment target, only the OS's dylibs, no rpath, PIE,
 /// a code signature on arm64, nothing of OpenSSL or the deps exported.
-fn check_macho_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
+fn check_macho_tree(root: &Path, tc: &Toolchain, hidden: &[String]) -> Result<Report> {
     let min_os = tc.min_os.as_deref().with_context(|| {
         format!(
             "toolchains/{}.toml: a Mach-O target needs min_os",
@@ -369,7 +380,7 @@ fn check_macho_tree(root: &Path, tc: &Toolchain) -> Result<Report> {
         arch: &tc.arch,
         min_os,
         allowed_dylib_prefixes: &tc.needed_allowlist,
-        hidden_prefixes: HIDDEN_PREFIXES,
+        hidden_prefixes: &hidden.iter().map(String::as_str).collect::<Vec<_>>(),
         tolerated_exports: &tolerated,
     };
     let mut report = Report::default();
@@ -644,6 +655,13 @@ mod tests {
         "-Wl,-z,noexecstack",
     ];
 
+    /// The prefixes recipes/openssl.toml and recipes/deps say are hidden.
+    fn hidden() -> Vec<String> {
+        crate::recipes::Recipes::load()
+            .unwrap()
+            .hidden_symbol_prefixes()
+    }
+
     fn toolchain() -> Toolchain {
         let mut tc = gnu_toolchain();
         // These programs are built with the machine's gcc, against its own
@@ -689,7 +707,7 @@ mod tests {
         };
         gcc(&["-fPIE", "-pie", "-rdynamic", "exe.c", "-o", "bin/python3"]);
         gcc(&["-fPIC", "-shared", "m.c", "-o", "lib/m.so"]);
-        let r = check_tree(p, &toolchain()).unwrap();
+        let r = check_tree(p, &toolchain(), &hidden()).unwrap();
         let v: Vec<&String> = r
             .violations
             .iter()
@@ -723,7 +741,7 @@ mod tests {
         let mut tc = gnu_toolchain();
         tc.max_glibc = Some("2.17".into());
         let mut r = Report::default();
-        check_elf(&out, &fs::read(&out).unwrap(), &tc, &mut r).unwrap();
+        check_elf(&out, &fs::read(&out).unwrap(), &tc, &hidden(), &mut r).unwrap();
         let seen = r.max_glibc.clone().expect("a glibc version is recorded");
         assert!(version_key(&seen) > version_key("2.17"), "{seen}");
         assert!(
@@ -736,7 +754,7 @@ mod tests {
         // The same binary under its own glibc's ceiling passes this check.
         tc.max_glibc = Some(seen);
         let mut r = Report::default();
-        check_elf(&out, &fs::read(&out).unwrap(), &tc, &mut r).unwrap();
+        check_elf(&out, &fs::read(&out).unwrap(), &tc, &hidden(), &mut r).unwrap();
         assert!(
             !r.violations.iter().any(|v| v.contains("floor")),
             "{:?}",
@@ -759,7 +777,14 @@ mod tests {
             .unwrap();
         assert!(st.success(), "gcc failed for {name}");
         let mut r = Report::default();
-        check_elf(&out, &fs::read(&out).unwrap(), &toolchain(), &mut r).unwrap();
+        check_elf(
+            &out,
+            &fs::read(&out).unwrap(),
+            &toolchain(),
+            &hidden(),
+            &mut r,
+        )
+        .unwrap();
         r.violations
     }
 
@@ -795,7 +820,7 @@ mod tests {
                 .unwrap();
             assert!(st.success());
             let mut r = Report::default();
-            check_elf(out, &fs::read(out).unwrap(), &tc, &mut r).unwrap();
+            check_elf(out, &fs::read(out).unwrap(), &tc, &hidden(), &mut r).unwrap();
             r.violations
         };
         let dynamic = build(&bin.join("python3"), HARDENED);
