@@ -10,12 +10,8 @@ use std::process::Command;
 use crate::recipes::Toolchain;
 use crate::util::link_tree;
 
-fn debian_arch(tc: &Toolchain) -> Option<&'static str> {
-    match tc.arch.as_str() {
-        "x86_64" => Some("amd64"),
-        "aarch64" => Some("arm64"),
-        _ => None,
-    }
+fn debian_arch(tc: &Toolchain) -> Option<&str> {
+    tc.debian_arch.as_deref()
 }
 
 /// Whether a Linux package (.deb, .rpm) is made for this target at all: a

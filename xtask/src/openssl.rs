@@ -77,6 +77,7 @@ pub fn build(
     let prefix = dir.join("install");
     let _lock = crate::util::lock_build(&dir)?;
     if is_complete(&dir) {
+        check_options(recipe, &prefix)?;
         return Ok(Openssl {
             prefix,
             key,
@@ -133,6 +134,7 @@ pub fn build(
             crate::hide::hide_symbols_in_archive_file(&prefix.join("lib").join(lib))?;
         }
     }
+    check_options(recipe, &prefix)?;
     mark_complete(&dir)?;
     Ok(Openssl {
         prefix,
@@ -140,6 +142,48 @@ pub fn build(
         recipe: recipe.clone(),
         cache_hit: false,
     })
+}
+
+/// The recipe's `options` (recorded in every manifest) are a claim about
+/// what openssl-src configured: each `no-X` must be an OPENSSL_NO_X in the
+/// built configuration.h, unless the recipe lists it as unrecorded.
+fn check_options(recipe: &OpensslRecipe, prefix: &Path) -> Result<()> {
+    let header = prefix.join("include/openssl/configuration.h");
+    let text = std::fs::read_to_string(&header)
+        .with_context(|| format!("reading {}", header.display()))?;
+    let missing = options_not_in(recipe, &text);
+    if !missing.is_empty() {
+        bail!(
+            "recipes/openssl.toml ({}): {} not recorded in {} as OPENSSL_NO_*; \
+             the crate configures OpenSSL differently: correct `options` (or list a \
+             build-only option in `options_unrecorded`)",
+            recipe.choice,
+            missing.join(", "),
+            header.display()
+        );
+    }
+    Ok(())
+}
+
+fn options_not_in(recipe: &OpensslRecipe, configuration_h: &str) -> Vec<String> {
+    let defined: std::collections::HashSet<&str> = configuration_h
+        .lines()
+        .filter_map(|l| l.trim_start_matches('#').trim().strip_prefix("define "))
+        .filter_map(|d| d.split_whitespace().next())
+        .collect();
+    recipe
+        .options
+        .iter()
+        .filter(|o| !recipe.options_unrecorded.contains(o))
+        .filter(|o| {
+            let Some(feature) = o.strip_prefix("no-") else {
+                return true; // (only no-X options can be checked: say so)
+            };
+            let name = format!("OPENSSL_NO_{}", feature.to_uppercase().replace('-', "_"));
+            !defined.contains(name.as_str())
+        })
+        .cloned()
+        .collect()
 }
 
 /// The child side: runs openssl-src and exits non-zero on failure.
@@ -167,4 +211,23 @@ pub fn child_build(choice: &str, target: &str, openssldir: &str, out: &Path) -> 
         .context("openssl-src build")?;
     println!("OpenSSL libraries in {}", lib_dir.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_checked_against_configuration_h() {
+        let recipes = crate::recipes::Recipes::load().unwrap();
+        let mut r = recipes.openssl(Some("4.0")).unwrap().clone();
+        let header = "# ifndef OPENSSL_NO_COMP\n#  define OPENSSL_NO_COMP\n# endif\n\
+                      #  define OPENSSL_NO_IDEA\n";
+        r.options = vec!["no-comp".into(), "no-idea".into(), "no-shared".into()];
+        r.options_unrecorded = vec!["no-shared".into()];
+        assert!(options_not_in(&r, header).is_empty());
+        r.options.push("no-seed".into());
+        r.options.push("enable-foo".into());
+        assert_eq!(options_not_in(&r, header), ["no-seed", "enable-foo"]);
+    }
 }

@@ -317,7 +317,7 @@ pub fn write_json(path: &Path, value: &Value) -> Result<()> {
 }
 
 /// Bump when what `package` writes changes, so dist/ is rewritten.
-pub const PACKAGE_REVISION: u32 = 8;
+pub const PACKAGE_REVISION: u32 = 9;
 
 /// What `sysconfig.get_platform()` says on the target (wheel tags follow it).
 fn platform_tag(tc: &Toolchain) -> String {

@@ -133,7 +133,8 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
             }
         }
         let dist = dist_dir()?;
-        if !crate::universal::package_all(&by_target, &dist)?.is_empty() {
+        let group = recipes.group(opts.target.as_deref().unwrap_or_default());
+        if !crate::universal::package_all(&group, &by_target, &dist)?.is_empty() {
             write_indexes(&dist)?;
         }
         return Ok(by_target.into_iter().map(|(_, a)| a).collect());

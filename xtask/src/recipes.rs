@@ -80,7 +80,12 @@ pub struct OpensslRecipe {
     pub version: String,
     #[serde(rename = "crate")]
     pub crate_name: String,
+    /// What openssl-src passes to Configure; each `no-X` is checked
+    /// against the built configuration.h (openssl.rs).
     pub options: Vec<String>,
+    /// Options Configure acts on without recording OPENSSL_NO_X there.
+    #[serde(default)]
+    pub options_unrecorded: Vec<String>,
     pub license: String,
 }
 
@@ -340,6 +345,15 @@ pub struct Toolchain {
     /// What profile-guided optimisation needs beside the compiler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgo: Option<PgoTools>,
+    /// How Debian, RPM and uv name this target (package metadata, not
+    /// build inputs: `build_key_text` leaves them out). A target without a
+    /// Debian/RPM name gets no .deb/.rpm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debian_arch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm_arch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uv_platform: Option<UvPlatform>,
 }
 
 /// `[pgo]` in a toolchain: clang's profile runtime and llvm-profdata of the
@@ -388,6 +402,14 @@ struct ProfilesFile {
     profile: std::collections::BTreeMap<String, Profile>,
 }
 
+/// uv's download-metadata names: `arch.family`, `os`, `libc`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UvPlatform {
+    pub arch: String,
+    pub os: String,
+    pub libc: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ZigTarget {
     /// zig's `-target`, e.g. `aarch64-macos.11.0` (the OS version is the
@@ -417,6 +439,7 @@ impl Toolchain {
         // (what is importable is checked after the build, not compiled)
         t.not_importable.clear();
         t.tolerated_exports.clear();
+        (t.debian_arch, t.rpm_arch, t.uv_platform) = (None, None, None);
         let mut text = toml::to_string(&t)?;
         if self.sdk_stubs.is_some() {
             text.push_str(&format!("# sdk stubs {}\n", self.sdk_stubs_key()?));

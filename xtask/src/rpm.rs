@@ -14,13 +14,8 @@ use std::process::Command;
 
 use crate::recipes::Toolchain;
 
-/// rpm's architecture names are the kernel's.
-fn rpm_arch(tc: &Toolchain) -> Option<&'static str> {
-    match tc.arch.as_str() {
-        "x86_64" => Some("x86_64"),
-        "aarch64" => Some("aarch64"),
-        _ => None,
-    }
+fn rpm_arch(tc: &Toolchain) -> Option<&str> {
+    tc.rpm_arch.as_deref()
 }
 
 /// As for the .deb: glibc Linux targets, and only where rpmbuild exists.

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::macho::{is_macho, merge_universal};
 use crate::manifest::{Manifest, Universal2, Universal2Slices};
 use crate::pipeline::Artifact;
+use crate::recipes::{Os, Toolchain};
 
 pub const TRIPLE: &str = "universal2-apple-darwin";
 
@@ -86,17 +87,29 @@ fn copy_entry(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// For each CPython version built for both Macs: the merged tree, packaged
-/// with a manifest derived from the arm64 one. Returns the archives written.
-pub fn package_all(artifacts: &[(String, Artifact)], dist: &Path) -> Result<Vec<PathBuf>> {
+/// For each CPython version built for both Macs of the group (`groups`
+/// in toolchains/: its arm64 and x86_64 macOS members): the merged tree,
+/// packaged with a manifest derived from the arm64 one. Returns the
+/// archives written (none for a group without both Macs).
+pub fn package_all(
+    group: &[&Toolchain],
+    artifacts: &[(String, Artifact)],
+    dist: &Path,
+) -> Result<Vec<PathBuf>> {
+    let mac = |arch: &str| {
+        group
+            .iter()
+            .find(|t| t.os == Os::Macos && t.arch == arch)
+            .map(|t| t.triple.clone())
+    };
+    let (Some(arm_triple), Some(intel_triple)) = (mac("aarch64"), mac("x86_64")) else {
+        return Ok(Vec::new());
+    };
     let mut written = Vec::new();
-    for (triple, arm) in artifacts
-        .iter()
-        .filter(|(t, _)| t == "aarch64-apple-darwin")
-    {
+    for (triple, arm) in artifacts.iter().filter(|(t, _)| *t == arm_triple) {
         let Some((_, intel)) = artifacts
             .iter()
-            .find(|(t, a)| t == "x86_64-apple-darwin" && a.version == arm.version)
+            .find(|(t, a)| *t == intel_triple && a.version == arm.version)
         else {
             continue;
         };

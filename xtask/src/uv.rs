@@ -57,26 +57,6 @@ impl Drop for Index {
 }
 const FLAVOUR: &str = "install_only";
 
-/// uv's names for a target triple's (arch family, os, libc).
-fn uv_platform(triple: &str) -> Result<(String, &'static str, &'static str)> {
-    let arch = triple.split('-').next().unwrap_or_default().to_string();
-    let (os, libc) = if triple.contains("-linux-") {
-        (
-            "linux",
-            if triple.ends_with("musl") {
-                "musl"
-            } else {
-                "gnu"
-            },
-        )
-    } else if triple.contains("-apple-darwin") {
-        ("darwin", "none")
-    } else {
-        bail!("no uv platform for target {triple}")
-    };
-    Ok((arch, os, libc))
-}
-
 /// Writes `dist/download-metadata.json` from the archives' manifests; the
 /// `url` of each is `<base_url>/<archive>` or, without a base URL, the
 /// archive's `file://` path. Returns the file and how many entries it has.
@@ -95,8 +75,8 @@ pub fn write_metadata(dist: &Path, base_url: Option<&str>) -> Result<(PathBuf, u
             continue;
         }
         let manifest_path = archive.with_file_name(format!("{stem}.json"));
-        let manifest = match crate::manifest::Manifest::read(&manifest_path) {
-            Ok(m) => m.id,
+        let (manifest, uv) = match crate::manifest::Manifest::read(&manifest_path) {
+            Ok(m) => (m.id, m.toolchain.uv_platform),
             Err(e) => {
                 // (an archive of an older package revision, left in dist/)
                 eprintln!("tlsforge: {} is not listed for uv: {e:#}", file);
@@ -114,8 +94,10 @@ pub fn write_metadata(dist: &Path, base_url: Option<&str>) -> Result<(PathBuf, u
         if major < 3 {
             continue;
         }
-        let triple = &manifest.target_triple;
-        let (arch, os, libc) = uv_platform(triple)?;
+        let Some(crate::recipes::UvPlatform { arch, os, libc }) = uv else {
+            // (toolchains/<triple>.toml names no uv_platform)
+            continue;
+        };
         let url = match base_url {
             Some(base) => format!("{}/{file}", base.trim_end_matches('/')),
             None => format!("file://{}", std::path::absolute(&archive)?.display()),
@@ -305,9 +287,25 @@ mod tests {
             e["sha256"],
             crate::util::sha256_bytes(b"3.13.15 install_only")
         );
-        assert!(
-            uv_platform("aarch64-apple-darwin").unwrap() == ("aarch64".into(), "darwin", "none")
-        );
-        assert!(uv_platform("wasm32-wasi").is_err());
+    }
+
+    #[test]
+    fn every_unix_target_names_its_uv_platform() {
+        for tc in &crate::recipes::Recipes::load().unwrap().toolchains {
+            let uv = tc.uv_platform.as_ref();
+            match tc.os {
+                crate::recipes::Os::Windows => assert!(uv.is_none(), "{}", tc.triple),
+                _ => {
+                    let uv = uv.unwrap_or_else(|| panic!("{}: no uv_platform", tc.triple));
+                    assert_eq!(uv.arch, tc.arch, "{}", tc.triple);
+                    let libc = match (tc.os, tc.fully_static) {
+                        (crate::recipes::Os::Macos, _) => "none",
+                        (_, true) => "musl",
+                        _ => "gnu",
+                    };
+                    assert_eq!(uv.libc, libc, "{}", tc.triple);
+                }
+            }
+        }
     }
 }
