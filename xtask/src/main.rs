@@ -32,6 +32,7 @@ mod reproducible;
 mod rpm;
 mod sbom;
 mod source;
+mod ssldata;
 mod sysconfig;
 mod testing;
 mod universal;
@@ -200,8 +201,11 @@ enum CacheAction {
 
 #[derive(Subcommand)]
 enum PatchAction {
-    /// Every series applies with zero fuzz to its pristine source.
+    /// Every series applies with zero fuzz to its pristine source, and
+    /// generated patches equal a fresh generation.
     Check,
+    /// Regenerate patches/2.7.18/0006a-generated-ssl-error-data.patch (Modules/_ssl_data.h) from the openssl-src crates' OpenSSL headers.
+    RegenSslData,
 }
 
 fn main() {
@@ -280,6 +284,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Patches {
             action: PatchAction::Check,
         } => pipeline::check_patches(),
+        Cmd::Patches {
+            action: PatchAction::RegenSslData,
+        } => ssldata::regen(),
         Cmd::OpensslBuild {
             choice,
             target,

@@ -726,8 +726,20 @@ pub fn check_patches() -> Result<()> {
             }
         }
     }
+    // Generated patches: the committed file must equal a fresh generation.
+    match crate::ssldata::check() {
+        Ok(()) => println!(
+            "{:<8} generated {} is up to date",
+            crate::ssldata::PYTHON,
+            crate::ssldata::PATCH
+        ),
+        Err(e) => {
+            failures += 1;
+            println!("{:<8} FAILED: {e:#}", crate::ssldata::PYTHON);
+        }
+    }
     if failures > 0 {
-        bail!("{failures} series failed");
+        bail!("{failures} check(s) failed");
     }
     Ok(())
 }
