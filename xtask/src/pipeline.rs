@@ -41,25 +41,6 @@ impl Options {
                 .collect()
         })
     }
-
-    /// The command-line arguments that select the same builds.
-    pub fn as_args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        for p in &self.pythons {
-            args.extend(["--python".to_string(), p.clone()]);
-        }
-        if let Some(t) = &self.target {
-            args.extend(["--target".to_string(), t.clone()]);
-        }
-        if let Some(o) = &self.openssl {
-            args.extend(["--openssl".to_string(), o.clone()]);
-        }
-        if let Some(p) = &self.profile {
-            args.extend(["--profile".to_string(), p.clone()]);
-        }
-        args.extend(["--jobs".to_string(), self.jobs.to_string()]);
-        args
-    }
 }
 
 pub struct Artifact {
@@ -120,28 +101,56 @@ pub fn selected<'a>(recipes: &'a Recipes, pythons: &[String]) -> Result<Vec<&'a 
     pythons.iter().map(|w| recipes.python(w)).collect()
 }
 
+/// What one run builds with, read once and passed down. `repro` makes a
+/// second one for its build in another cache and dist directory.
+pub struct BuildContext {
+    pub recipes: Recipes,
+    pub cache: Cache,
+    pub dist: PathBuf,
+}
+
+impl BuildContext {
+    /// The recipes of this checkout, `$TLSFORGE_CACHE` and `$TLSFORGE_DIST`.
+    pub fn from_env() -> Result<BuildContext> {
+        Ok(BuildContext {
+            recipes: Recipes::load()?,
+            cache: Cache::from_env()?,
+            dist: dist_dir()?,
+        })
+    }
+}
+
 pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
+    build_in(&BuildContext::from_env()?, opts)
+}
+
+/// The selection of `opts`, built with `cx`'s recipes into its cache and
+/// dist directory.
+pub fn build_in(cx: &BuildContext, opts: &Options) -> Result<Vec<Artifact>> {
+    std::fs::create_dir_all(&cx.dist)?;
+    crate::cache::reap_and_report(&cx.cache, Some(&cx.dist))?;
+    build_selection(cx, opts)
+}
+
+fn build_selection(cx: &BuildContext, opts: &Options) -> Result<Vec<Artifact>> {
     let start = Instant::now();
-    let recipes = Recipes::load()?;
-    let cache = Cache::from_env()?;
-    crate::cache::reap_and_report(&cache, Some(&dist_dir()?))?;
-    if let Some(members) = opts.per_group_member(&recipes) {
+    let (recipes, cache, dist) = (&cx.recipes, &cx.cache, &cx.dist);
+    if let Some(members) = opts.per_group_member(recipes) {
         let mut by_target = Vec::new();
         for (triple, one) in members {
-            for a in build(&one)? {
+            for a in build_selection(cx, &one)? {
                 by_target.push((triple.clone(), a));
             }
         }
-        let dist = dist_dir()?;
         let group = recipes.group(opts.target.as_deref().unwrap_or_default());
-        if !crate::universal::package_all(&group, &by_target, &dist)?.is_empty() {
-            write_indexes(&dist)?;
+        if !crate::universal::package_all(&group, &by_target, dist)?.is_empty() {
+            write_indexes(dist)?;
         }
         return Ok(by_target.into_iter().map(|(_, a)| a).collect());
     }
-    let tc = buildable_toolchain(&recipes, opts)?;
+    let tc = buildable_toolchain(recipes, opts)?;
     let ossl_recipe = recipes.openssl(opts.openssl.as_deref())?;
-    let pythons = selected(&recipes, &opts.pythons)?;
+    let pythons = selected(recipes, &opts.pythons)?;
     // Versions this target cannot build are skipped with the toolchain's reason.
     let (ok, skipped): (Vec<_>, Vec<_>) = pythons
         .into_iter()
@@ -178,7 +187,7 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
         cache.root.display()
     );
     let t = Timings::default();
-    let target = prepare_target(&recipes, &cache, tc, opts, &t)?;
+    let target = prepare_target(recipes, cache, tc, opts, &t)?;
     // A cross build runs a native interpreter of the same version during the
     // build (to compile the stdlib, run setup steps): build those first.
     let mut build_pythons = std::collections::HashMap::new();
@@ -192,19 +201,19 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
             pythons: pythons.iter().map(|p| p.version.clone()).collect(),
             ..opts.clone()
         };
-        for a in build(&native)? {
+        for a in build_selection(cx, &native)? {
             let short: String = a.version.split('.').take(2).collect::<Vec<_>>().join(".");
             build_pythons.insert(a.version.clone(), a.root.join(format!("bin/python{short}")));
         }
     }
     let cx = TargetContext {
-        cache: &cache,
-        recipes: &recipes,
+        cache,
+        recipes,
         tc,
         target: &target,
         opts,
         timings: &t,
-        dist: dist_dir()?,
+        dist: dist.clone(),
     };
     // Two CPythons side by side: one's configure, PGO training and install
     // run on one CPU while the other's make uses the rest.
@@ -215,9 +224,8 @@ pub fn build(opts: &Options) -> Result<Vec<Artifact>> {
         build_one(&cx, recipe, build_python)
     })?;
     // Re-hashing every archive in dist/ is only needed when one changed.
-    let dist = dist_dir()?;
     if !t.all_cached() || !dist.join("SHA256SUMS").exists() {
-        write_indexes(&dist)?;
+        write_indexes(dist)?;
     }
     let wall = start.elapsed().as_secs_f64();
     if t.all_cached() {

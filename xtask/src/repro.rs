@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use crate::pipeline::Options;
@@ -46,15 +45,14 @@ pub fn run(opts: &Options, keep: bool) -> Result<()> {
             cache_root.display()
         );
         let start = Instant::now();
-        let mut cmd = Command::new(crate::util::xtask_exe()?);
-        cmd.arg("build")
-            .args(opts.as_args())
-            .env("TLSFORGE_CACHE", cache_root)
-            .env("TLSFORGE_DIST", dist);
-        let status = cmd.status().context("running the build")?;
-        if !status.success() {
-            bail!("the {what} build failed");
-        }
+        let cx = crate::pipeline::BuildContext {
+            recipes: crate::recipes::Recipes::load()?,
+            cache: Cache {
+                root: cache_root.clone(),
+            },
+            dist: dist.clone(),
+        };
+        crate::pipeline::build_in(&cx, opts).with_context(|| format!("the {what} build failed"))?;
         eprintln!(
             "tlsforge repro: {what} build took {:.1}s",
             start.elapsed().as_secs_f64()
