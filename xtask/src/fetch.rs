@@ -33,6 +33,19 @@ pub fn cache_path(cache: &Cache, src: &Source) -> Result<PathBuf> {
     Ok(cache.dir("downloads")?.join(&src.sha256).join(&src.file))
 }
 
+/// Files this process got from a provider (not the cache): `repro` shows
+/// that its second build downloads nothing the first one verified.
+static DOWNLOADED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+pub fn downloads_so_far() -> usize {
+    DOWNLOADED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn downloaded(file: &str, from: &str) {
+    DOWNLOADED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    crate::util::progress::println(format!("  fetched {file} from {from} (sha256 verified)"));
+}
+
 pub fn fetch(cache: &Cache, src: &Source, mirrors: &[String]) -> Result<Fetched> {
     let dest = cache_path(cache, src)?;
     if dest.exists() {
@@ -60,10 +73,11 @@ pub fn fetch(cache: &Cache, src: &Source, mirrors: &[String]) -> Result<Fetched>
     for url in &urls {
         match download_verified(url, src, &dest) {
             Ok(()) => {
+                downloaded(&src.file, url);
                 return Ok(Fetched {
                     path: dest,
                     origin: Origin::Provider(url.clone()),
-                })
+                });
             }
             Err(e) => failures.push(format!("{url}: {e:#}")),
         }
@@ -81,10 +95,11 @@ pub fn fetch(cache: &Cache, src: &Source, mirrors: &[String]) -> Result<Fetched>
             Ok(())
         }) {
             Ok(()) => {
+                downloaded(&src.file, &what);
                 return Ok(Fetched {
                     path: dest,
                     origin: Origin::Provider(what),
-                })
+                });
             }
             Err(e) => failures.push(format!("{what}: {e:#}")),
         }

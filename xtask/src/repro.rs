@@ -52,7 +52,12 @@ pub fn run(opts: &Options, keep: bool) -> Result<()> {
             },
             dist: dist.clone(),
         };
+        let before = crate::fetch::downloads_so_far();
         crate::pipeline::build_in(&cx, opts).with_context(|| format!("the {what} build failed"))?;
+        eprintln!(
+            "tlsforge repro: the {what} build downloaded {} file(s)",
+            crate::fetch::downloads_so_far() - before
+        );
         eprintln!(
             "tlsforge repro: {what} build took {:.1}s",
             start.elapsed().as_secs_f64()
