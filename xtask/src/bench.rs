@@ -18,6 +18,11 @@ use crate::util::{commit_dir, is_complete, mark_complete, workspace_root, Cache,
 struct BenchFile {
     benchmarks: Vec<String>,
     pyperf_args: Vec<String>,
+    /// Rounds per benchmark, ours and stock alternating (the order flips
+    /// each round); the ratio is the median of the rounds' ratios.
+    rounds: usize,
+    /// Bulk and handshake runs per interpreter, alternating likewise.
+    tls_rounds: usize,
     python3: Sources,
     python2: Sources,
 }
@@ -125,6 +130,39 @@ fn run_pyperf(
     pyperf_mean(out)
 }
 
+/// `rounds` pairs of (ours, stock), the two run alternately and the order
+/// flipped each round, so that a machine getting slower or faster during
+/// the benchmark weighs on both alike.
+fn alternating<T>(
+    rounds: usize,
+    mut ours: impl FnMut() -> Result<T>,
+    mut stock: impl FnMut() -> Result<T>,
+) -> Result<Vec<(T, T)>> {
+    (0..rounds.max(1))
+        .map(|round| {
+            if round % 2 == 0 {
+                let s = stock()?;
+                Ok((ours()?, s))
+            } else {
+                let o = ours()?;
+                Ok((o, stock()?))
+            }
+        })
+        .collect()
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
 fn geometric_mean(xs: &[f64]) -> f64 {
     (xs.iter().map(|x| x.ln()).sum::<f64>() / xs.len() as f64).exp()
 }
@@ -179,25 +217,21 @@ pub fn run(opts: &Options) -> Result<()> {
         for b in &file.benchmarks {
             let script = source_path(&dir, &src.script.replace("{name}", b));
             let out = scratch.path().join(format!("{b}.json"));
-            let stock_s = run_pyperf(stock, &script, &pythonpath, &file.pyperf_args, &out);
-            let ours_s = run_pyperf(ours, &script, &pythonpath, &file.pyperf_args, &out);
-            match (ours_s, stock_s) {
-                (Ok(o), Ok(s)) => {
-                    ratios.push(s / o);
+            let run = |exe: &Path| run_pyperf(exe, &script, &pythonpath, &file.pyperf_args, &out);
+            match alternating(file.rounds, || run(ours), || run(stock)) {
+                Ok(rounds) => {
+                    let ratio = median(rounds.iter().map(|(o, s)| s / o).collect());
+                    ratios.push(ratio);
+                    let o = median(rounds.iter().map(|r| r.0).collect());
+                    let s = median(rounds.iter().map(|r| r.1).collect());
                     println!(
                         "{b:<18} {:>12.3} {:>12.3} {:>7.2}x",
                         o * 1e3,
                         s * 1e3,
-                        s / o
+                        ratio
                     );
                 }
-                (o, s) => println!(
-                    "{b:<18} failed: {}",
-                    o.err()
-                        .or(s.err())
-                        .map(|e| format!("{e:#}"))
-                        .unwrap_or_default()
-                ),
+                Err(e) => println!("{b:<18} failed: {e:#}"),
             }
         }
         if !ratios.is_empty() {
@@ -216,6 +250,7 @@ pub fn run(opts: &Options) -> Result<()> {
             .map(|(a, o, s)| (a.version.clone(), o.clone(), s.clone()))
             .collect::<Vec<_>>(),
         scratch.path(),
+        file.tls_rounds,
     )
 }
 
@@ -277,7 +312,7 @@ fn tls_client(exe: &Path, port: u16, dir: &Path, args: &[&str]) -> Result<serde_
 
 /// Handshake CPU and bulk MB/s (AES-128-GCM and ChaCha20-Poly1305, TLS
 /// 1.3) of each interpreter as a client of the machine's `openssl s_server`.
-fn tls(pairs: &[(String, PathBuf, PathBuf)], scratch: &Path) -> Result<()> {
+fn tls(pairs: &[(String, PathBuf, PathBuf)], scratch: &Path, tls_rounds: usize) -> Result<()> {
     crate::prereqs::ensure(&[("openssl", "openssl")])?;
     let dir = scratch.join("tls");
     fs::create_dir_all(&dir)?;
@@ -316,41 +351,55 @@ fn tls(pairs: &[(String, PathBuf, PathBuf)], scratch: &Path) -> Result<()> {
         "CPython", "who", "handshake CPU ms", "AES-128-GCM MB/s", "ChaCha20 MB/s"
     );
     for (version, ours, stock) in pairs {
-        let mut rows = Vec::new();
-        for (who, exe) in [("ours", ours), ("stock", stock)] {
-            let port = free_port()?;
-            let hs = {
-                let _s = s_server(&dir, port, "TLS_AES_128_GCM_SHA256")?;
-                tls_client(exe, port, &dir, &["handshake", "300"])?
+        // Handshake CPU: the lowest of the rounds; bulk: the best rate.
+        let port = free_port()?;
+        let handshakes = {
+            let _s = s_server(&dir, port, "TLS_AES_128_GCM_SHA256")?;
+            let cpu = |exe: &Path| -> Result<f64> {
+                let v = tls_client(exe, port, &dir, &["handshake", "300"])?;
+                v["handshake_cpu_ms"]
+                    .as_f64()
+                    .context("no handshake_cpu_ms")
             };
-            let mut bulk = Vec::new();
-            for suite in ["TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256"] {
-                let port = free_port()?;
-                let _s = s_server(&dir, port, suite)?;
-                // best of three: the server is single-threaded and shares the CPU
-                let best = (0..3)
-                    .map(|_| tls_client(exe, port, &dir, &["bulk", "big"]))
-                    .collect::<Result<Vec<_>>>()?
-                    .iter()
-                    .filter_map(|v| v["bulk_mb_s"].as_f64())
-                    .fold(0.0, f64::max);
-                bulk.push(best);
-            }
-            let cpu = hs["handshake_cpu_ms"].as_f64().unwrap_or(f64::NAN);
+            alternating(tls_rounds, || cpu(ours), || cpu(stock))?
+        };
+        let cpu_o = handshakes.iter().map(|r| r.0).fold(f64::MAX, f64::min);
+        let cpu_s = handshakes.iter().map(|r| r.1).fold(f64::MAX, f64::min);
+        let mut bulk = Vec::new();
+        for suite in ["TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256"] {
+            let port = free_port()?;
+            let _s = s_server(&dir, port, suite)?;
+            let rate = |exe: &Path| -> Result<f64> {
+                let v = tls_client(exe, port, &dir, &["bulk", "big"])?;
+                v["bulk_mb_s"].as_f64().context("no bulk_mb_s")
+            };
+            let runs = alternating(tls_rounds, || rate(ours), || rate(stock))?;
+            bulk.push((
+                runs.iter().map(|r| r.0).fold(0.0, f64::max),
+                runs.iter().map(|r| r.1).fold(0.0, f64::max),
+            ));
+        }
+        let openssl = |exe: &Path| -> String {
+            Command::new(exe)
+                .args(["-c", "import ssl; print(ssl.OPENSSL_VERSION)"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default()
+        };
+        for (who, exe, cpu, pick) in [("ours", ours, cpu_o, 0), ("stock", stock, cpu_s, 1)] {
+            let rate = |(o, s): &(f64, f64)| if pick == 0 { *o } else { *s };
             println!(
                 "{version:<10} {who:<6} {cpu:>16.3} {:>16.0} {:>18.0}   {}",
-                bulk[0],
-                bulk[1],
-                hs["openssl"].as_str().unwrap_or("")
+                rate(&bulk[0]),
+                rate(&bulk[1]),
+                openssl(exe)
             );
-            rows.push((cpu, bulk));
         }
-        let (o, s) = (&rows[0], &rows[1]);
         println!(
-            "{version:<10} ratio  handshake CPU ours/stock {:.2}x (<=1 is better); bulk ours/stock {:.2}x AES-GCM, {:.2}x ChaCha20 (>=1 is better)",
-            o.0 / s.0,
-            o.1[0] / s.1[0],
-            o.1[1] / s.1[1]
+            "{version:<10} ratio  handshake CPU ours/stock {:.2}x (<=1 is better); bulk ours/stock {:.2}x AES-GCM, {:.2}x ChaCha20 (>=1 is better); {tls_rounds} alternating rounds",
+            cpu_o / cpu_s,
+            bulk[0].0 / bulk[0].1,
+            bulk[1].0 / bulk[1].1
         );
     }
     Ok(())
@@ -359,6 +408,32 @@ fn tls(pairs: &[(String, PathBuf, PathBuf)], scratch: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounds_alternate_and_the_median_is_taken() {
+        let order = std::cell::RefCell::new(Vec::new());
+        let rounds = alternating(
+            3,
+            || {
+                order.borrow_mut().push("ours");
+                Ok(1.0)
+            },
+            || {
+                order.borrow_mut().push("stock");
+                Ok(2.0)
+            },
+        )
+        .unwrap();
+        assert_eq!(rounds, [(1.0, 2.0); 3]);
+        assert_eq!(
+            *order.borrow(),
+            ["stock", "ours", "ours", "stock", "stock", "ours"]
+        );
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        let failed: Result<Vec<(f64, f64)>> = alternating(2, || Ok(1.0), || bail!("no stock"));
+        assert!(failed.is_err());
+    }
 
     #[test]
     fn pyperf_mean_reads_every_run_and_geometric_mean_is_right() {
