@@ -51,10 +51,6 @@ const OMITTED_FILE: &str = "omitted-modules.json";
 pub const POST_INSTALL_STEP: &str =
     "debug info, config for users' compilers, build paths, timestamps";
 
-pub fn install_prefix(recipe: &CpythonRecipe) -> String {
-    format!("/opt/tlsforge/cpython-{}", recipe.version)
-}
-
 /// The `*static*` section that links our libraries into the interpreter.
 pub fn setup_local(openssl: &Openssl, deps: &Deps, tc: &Toolchain) -> Result<String> {
     let o = openssl.prefix.display();
@@ -173,6 +169,8 @@ pub struct Inputs<'a> {
     pub compilers: &'a Compilers,
     /// A native interpreter of the same version, for cross builds.
     pub build_python: Option<&'a Path>,
+    /// `--prefix` (recipes/packaging.toml `install_prefix`).
+    pub prefix: String,
 }
 
 pub fn build(
@@ -185,7 +183,7 @@ pub fn build(
     let Inputs {
         cache, recipe, tc, ..
     } = *inputs;
-    let prefix = install_prefix(recipe);
+    let prefix = inputs.prefix.clone();
     let plan = crate::optimise::plan(profile, tc, inputs.compilers, recipe.is_python2())?;
     let key = build_key(inputs, tree, &plan, profile)?;
     let dir = cache
@@ -277,7 +275,7 @@ fn build_key(
         .add("openssl", &inputs.openssl.key)
         .add("deps", &inputs.deps.key)
         .add("toolchain", tc.build_key_text()?)
-        .add("prefix", install_prefix(recipe))
+        .add("prefix", &inputs.prefix)
         .add("optimisation", serde_json::to_string(&plan.summary)?)
         .add("profile", serde_json::to_string(profile)?)
         .finish())
@@ -427,8 +425,8 @@ pub fn configure_command(
         tc,
         compilers,
         build_python,
+        ref prefix,
     } = *inputs;
-    let prefix = install_prefix(recipe);
     fs::write(
         src.join("Modules/Setup.local"),
         setup_local(openssl, deps, tc)?,
@@ -626,26 +624,21 @@ fn make_reproducible(
         // The same names make install would have recorded (co_filename).
         let pairs: Vec<String> = sources
             .iter()
-            .map(|s| {
-                format!(
-                    "({:?}, {:?})",
+            .flat_map(|s| {
+                [
                     s.display().to_string(),
-                    format!("{prefix}/{}", s.strip_prefix(root).unwrap().display())
-                )
+                    format!("{prefix}/{}", s.strip_prefix(root).unwrap().display()),
+                ]
             })
             .collect();
-        let script = if python2 {
-            format!("import py_compile\nfor s, d in [{}]: py_compile.compile(s, dfile=d, doraise=True)\n", pairs.join(", "))
-        } else {
-            format!("import py_compile\nfor s, d in [{}]:\n    for o in (0, 1, 2): py_compile.compile(s, dfile=d, optimize=o, doraise=True)\n", pairs.join(", "))
-        };
         // 2.7 writes .pyo files when run with -O.
         let flags: &[&[&str]] = if python2 { &[&[], &["-O"]] } else { &[&[]] };
         for f in flags {
             let out = Command::new(&python[0])
                 .args(&python[1..])
                 .args(*f)
-                .args(["-c", &script])
+                .args(["-c", include_str!("py/recompile.py")])
+                .args(&pairs)
                 .output()
                 .context("recompiling bytecode")?;
             if !out.status.success() {

@@ -84,6 +84,7 @@ pub fn build(root: &Path, meta: &crate::rpm::Meta, tc: &Toolchain, dest: &Path) 
         prefix,
         max_glibc,
         gzip_level,
+        maintainer,
         ..
     } = *meta;
     let arch = debian_arch(tc).context("no Debian architecture for this target")?;
@@ -100,7 +101,7 @@ pub fn build(root: &Path, meta: &crate::rpm::Meta, tc: &Toolchain, dest: &Path) 
         .map(|g| format!("Depends: libc6 (>= {g})\n"))
         .unwrap_or_default();
     let control = format!(
-        "Package: {}\nVersion: {version}-1+{label}\nArchitecture: {arch}\nMaintainer: tlsforge <tlsforge@localhost>\n{depends}\
+        "Package: {}\nVersion: {version}-1+{label}\nArchitecture: {arch}\nMaintainer: {maintainer}\n{depends}\
          Section: interpreters\nPriority: optional\nDescription: CPython {version} with OpenSSL linked in statically (tlsforge)\n \
          Installed under {prefix}; does not replace or touch the system Python.\n",
         package_name(version)

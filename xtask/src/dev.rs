@@ -62,6 +62,7 @@ pub fn run(opts: &Options, req: &Request) -> Result<()> {
         tc,
         compilers: &target.compilers,
         build_python: None,
+        prefix: recipes.packaging.install_prefix(&recipe.version),
     };
     let profile = recipes.profile(Some(DEV_PROFILE))?;
     let plan = crate::optimise::plan(profile, tc, &target.compilers, recipe.is_python2())?;

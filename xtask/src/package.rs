@@ -130,6 +130,8 @@ pub fn write_archive(root: &Path, manifest: &Value, dest: &Path) -> Result<()> {
         flavour: vec![],
         test_dirs: vec![],
         package_gzip_level: 6,
+        maintainer: String::new(),
+        install_prefix: String::new(),
     };
     write_flavour(
         &Contents {

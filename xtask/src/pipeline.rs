@@ -441,6 +441,7 @@ fn build_stage(
         tc: cx.tc,
         compilers: &cx.target.compilers,
         build_python,
+        prefix: cx.recipes.packaging.install_prefix(&recipe.version),
     };
     let profile = cx.recipes.profile(cx.opts.profile.as_deref())?;
     cx.timings
@@ -630,6 +631,7 @@ fn package_stage(
         openssl: &ossl.version,
         max_glibc: manifest.validation.max_glibc.as_deref(),
         gzip_level: cx.recipes.packaging.package_gzip_level,
+        maintainer: &cx.recipes.packaging.maintainer,
     };
     let dist = &cx.dist;
     std::thread::scope(|scope| -> Result<()> {

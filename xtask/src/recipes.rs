@@ -668,6 +668,11 @@ pub struct Packaging {
     /// gzip level of the .deb and .rpm payloads.
     #[serde(default = "default_gzip_level")]
     pub package_gzip_level: u32,
+    /// The .deb's Maintainer field.
+    pub maintainer: String,
+    /// Where an interpreter is configured to live (`{version}` replaced):
+    /// the .deb and .rpm install it there; archives relocate anywhere.
+    pub install_prefix: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -689,6 +694,10 @@ fn default_gzip_level() -> u32 {
 }
 
 impl Packaging {
+    pub fn install_prefix(&self, version: &str) -> String {
+        self.install_prefix.replace("{version}", version)
+    }
+
     /// True for a path (relative to the install root) under a test dir.
     pub fn is_test_path(&self, rel: &Path) -> bool {
         matches_any(&self.test_dirs, rel)

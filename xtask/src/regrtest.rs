@@ -27,12 +27,22 @@ pub enum Scope {
     Full,
 }
 
-const TLS_MODULES: [&str; 4] = [
-    "test_ssl",
-    "test_hashlib",
-    "test_httplib",
-    "test_urllib2_localnet",
-];
+/// recipes/tests/stdlib-tls.txt: the modules of the TLS scope.
+fn tls_modules() -> Result<Vec<String>> {
+    let file = workspace_root().join("recipes/tests/stdlib-tls.txt");
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let modules: Vec<String> = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    if modules.is_empty() {
+        bail!("{} names no test module", file.display());
+    }
+    Ok(modules)
+}
 
 /// One line of SKIPS or EXPECTED-FAILURES: `test_id  # reason`.
 #[derive(Debug, Clone, PartialEq)]
@@ -282,7 +292,7 @@ pub fn run(a: &Artifact, exe: &Path, scope: Scope, jobs: usize) -> Result<(bool,
         work.path(),
         &ignore_file,
         &left_out,
-    );
+    )?;
     let which = match scope {
         Scope::Tls => "stdlib-tests",
         Scope::Full => "stdlib-full",
@@ -340,13 +350,13 @@ fn suite_command(
     work: &Path,
     ignore_file: &Path,
     left_out: &[&ListEntry],
-) -> Command {
+) -> Result<Command> {
     let mut cmd = regrtest(exe, python2, work);
     // The header names the platform: proves which interpreter really ran.
     cmd.arg("--header").arg("--ignorefile").arg(ignore_file);
     match scope {
         Scope::Tls => {
-            cmd.args(TLS_MODULES);
+            cmd.args(tls_modules()?);
         }
         Scope::Full => {
             // Many tests sleep or wait on sockets: two workers more than
@@ -369,7 +379,7 @@ fn suite_command(
             }
         }
     }
-    cmd
+    Ok(cmd)
 }
 
 /// Every expected failure fails here and on the stock interpreter of the

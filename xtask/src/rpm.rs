@@ -41,6 +41,8 @@ pub struct Meta<'a> {
     pub openssl: &'a str,
     pub max_glibc: Option<&'a str>,
     pub gzip_level: u32,
+    /// recipes/packaging.toml's `maintainer` (the .deb's field).
+    pub maintainer: &'a str,
 }
 
 fn spec(m: &Meta, arch: &str, tree: &Path) -> String {
