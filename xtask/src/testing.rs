@@ -118,6 +118,16 @@ impl Tally {
         ));
     }
 
+    /// A step's outcome with how long it took since `started`: its text, or
+    /// its error.
+    pub fn add_timed(&mut self, what: &str, started: Instant, r: Result<String>) {
+        let what = format!("{what} ({:.0}s)", started.elapsed().as_secs_f64());
+        match r {
+            Ok(detail) => self.add(what, true, detail),
+            Err(e) => self.add(what, false, format!("{e:#}")),
+        }
+    }
+
     /// Prints every line and the one summary line; fails if anything failed.
     pub fn finish(self) -> Result<()> {
         for l in &self.lines {
@@ -690,14 +700,7 @@ fn conformance_step(cols: &[Column], tc: &Toolchain, tally: &mut Tally) -> Resul
     );
     let t = Instant::now();
     let r = crate::browser::check_report(&report_dir);
-    tally.add(
-        format!(
-            "conformance report in headless Chromium ({:.0}s)",
-            t.elapsed().as_secs_f64()
-        ),
-        r.is_ok(),
-        r.unwrap_or_else(|e| format!("{e:#}")),
-    );
+    tally.add_timed("conformance report in headless Chromium", t, r);
     Ok(())
 }
 
@@ -715,13 +718,10 @@ fn uv_step(interpreters: &[(Artifact, PathBuf)], scratch: &Path, tally: &mut Tal
         &versions,
         scratch,
     );
-    tally.add(
-        format!(
-            "uv (recipes/tests/uv.txt) from dist/download-metadata.json ({:.0}s)",
-            t.elapsed().as_secs_f64()
-        ),
-        r.is_ok(),
-        r.unwrap_or_else(|e| format!("{e:#}")),
+    tally.add_timed(
+        "uv (recipes/tests/uv.txt) from dist/download-metadata.json",
+        t,
+        r,
     );
     Ok(())
 }
