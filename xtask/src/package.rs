@@ -130,6 +130,7 @@ pub fn write_archive(root: &Path, manifest: &Value, dest: &Path) -> Result<()> {
         flavour: vec![],
         test_dirs: vec![],
         package_gzip_level: 6,
+        zstd_level: None,
         maintainer: String::new(),
         install_prefix: String::new(),
     };
@@ -219,7 +220,16 @@ pub fn write_flavour(contents: &Contents, manifest: &Value, dest: &Path) -> Resu
         tmp.as_file(),
         flate2::Compression::new(contents.flavour.gzip_level),
     );
-    let mut tar = tar::Builder::new(gz);
+    // The same tar stream into zstd too, when asked: one walk, two files.
+    let tmp_zst = match contents.packaging.zstd_level {
+        Some(_) => Some(crate::cache::tempfile_in(parent)?),
+        None => None,
+    };
+    let zst = match (&tmp_zst, contents.packaging.zstd_level) {
+        (Some(t), Some(level)) => Some(zstd::stream::write::Encoder::new(t.as_file(), level)?),
+        _ => None,
+    };
+    let mut tar = tar::Builder::new(BothCompressors { gz, zst });
     tar.mode(tar::HeaderMode::Deterministic);
     tar.follow_symlinks(false);
     let header_for = |meta: &fs::Metadata| {
@@ -260,9 +270,48 @@ pub fn write_flavour(contents: &Contents, manifest: &Value, dest: &Path) -> Resu
     h.set_mtime(mtime);
     h.set_size(manifest_bytes.len() as u64);
     tar.append_data(&mut h, "python/PYTHON.json", manifest_bytes.as_slice())?;
-    tar.into_inner()?.finish()?;
+    let BothCompressors { gz, zst } = tar.into_inner()?;
+    gz.finish()?;
+    if let Some(z) = zst {
+        z.finish()?;
+    }
+    if let Some(t) = tmp_zst {
+        t.as_file().sync_all()?;
+        publish(t, &zst_path(dest))?;
+    }
     tmp.as_file().sync_all()?;
     publish(tmp, dest)
+}
+
+/// `<name>.tar.zst` beside `<name>.tar.gz`.
+pub fn zst_path(gz: &Path) -> PathBuf {
+    PathBuf::from(format!(
+        "{}.tar.zst",
+        gz.display().to_string().trim_end_matches(".tar.gz")
+    ))
+}
+
+/// What the tar builder writes, fed to gzip and (optionally) zstd.
+struct BothCompressors<G: Write, Z: Write> {
+    gz: G,
+    zst: Option<Z>,
+}
+
+impl<G: Write, Z: Write> Write for BothCompressors<G, Z> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.gz.write_all(buf)?;
+        if let Some(z) = &mut self.zst {
+            z.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.gz.flush()?;
+        if let Some(z) = &mut self.zst {
+            z.flush()?;
+        }
+        Ok(())
+    }
 }
 
 /// Moves a finished temporary file into dist/, readable by everyone (a
@@ -283,6 +332,7 @@ pub fn write_sha256sums(dist: &Path) -> Result<()> {
         let p = e?.path();
         let n = p.file_name().unwrap().to_string_lossy().to_string();
         if n.ends_with(".tar.gz")
+            || n.ends_with(".tar.zst")
             || n.ends_with(".deb")
             || n.ends_with(".rpm")
             || (n.starts_with("cpython-") && n.ends_with(".json"))
@@ -319,7 +369,7 @@ pub fn write_json(path: &Path, value: &Value) -> Result<()> {
 }
 
 /// Bump when what `package` writes changes, so dist/ is rewritten.
-pub const PACKAGE_REVISION: u32 = 9;
+pub const PACKAGE_REVISION: u32 = 10;
 
 /// What `sysconfig.get_platform()` says on the target (wheel tags follow it).
 fn platform_tag(tc: &Toolchain) -> String {
@@ -380,6 +430,81 @@ pub fn manifest_base(version: &str, tc: &Toolchain, python2: bool) -> Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_zst_beside_the_gz_holds_the_same_members() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("r");
+        fs::create_dir_all(root.join("lib")).unwrap();
+        fs::write(root.join("lib/a.py"), "x = 1\n".repeat(1000)).unwrap();
+        std::os::unix::fs::symlink("a.py", root.join("lib/b.py")).unwrap();
+        let flavour = Flavour {
+            name: "install_only".into(),
+            description: String::new(),
+            without_tests: false,
+            strip: false,
+            exclude: vec![],
+            gzip_level: 3,
+        };
+        let mut packaging = Packaging {
+            flavour: vec![],
+            test_dirs: vec![],
+            package_gzip_level: 3,
+            zstd_level: Some(3),
+            maintainer: String::new(),
+            install_prefix: String::new(),
+        };
+        let contents = |p: &Packaging| -> Vec<(String, Vec<u8>)> {
+            let dest = d.path().join("out/x.tar.gz");
+            let stripped = BTreeMap::new();
+            let c = Contents {
+                root: &root,
+                flavour: &flavour,
+                packaging: p,
+                stripped: &stripped,
+            };
+            write_flavour(&c, &serde_json::json!({"a": 1}), &dest).unwrap();
+            let read = |r: Box<dyn std::io::Read>| -> Vec<(String, Vec<u8>)> {
+                let mut a = tar::Archive::new(r);
+                a.entries()
+                    .unwrap()
+                    .map(|e| {
+                        let mut e = e.unwrap();
+                        let mut bytes = Vec::new();
+                        std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
+                        (e.path().unwrap().display().to_string(), bytes)
+                    })
+                    .collect()
+            };
+            let gz = read(Box::new(flate2::read::GzDecoder::new(
+                fs::File::open(&dest).unwrap(),
+            )));
+            if p.zstd_level.is_some() {
+                let zst = read(Box::new(
+                    zstd::stream::read::Decoder::new(fs::File::open(zst_path(&dest)).unwrap())
+                        .unwrap(),
+                ));
+                assert_eq!(gz, zst);
+            } else {
+                assert!(!zst_path(&dest).exists());
+            }
+            gz
+        };
+        let members = contents(&packaging);
+        let names: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "python/lib",
+                "python/lib/a.py",
+                "python/lib/b.py",
+                "python/PYTHON.json"
+            ]
+        );
+        let _ = fs::remove_dir_all(d.path().join("out"));
+        packaging.zstd_level = None;
+        assert_eq!(contents(&packaging), members);
+    }
 
     #[test]
     fn archive_is_byte_identical_across_runs_and_mtimes() {

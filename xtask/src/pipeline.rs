@@ -362,7 +362,11 @@ fn build_one(
             .dir("locks")?
             .join(artifact.archive.file_name().unwrap_or_default()),
     )?;
-    if is_packaged(&artifact, &built.key) {
+    if is_packaged(
+        &artifact,
+        &built.key,
+        cx.recipes.packaging.zstd_level.is_some(),
+    ) {
         cx.timings.record(
             format!("cpython {v}: validate + package"),
             std::time::Duration::ZERO,
@@ -489,13 +493,16 @@ fn artifact_for(cx: &TargetContext, recipe: &CpythonRecipe, built: &cpython::Bui
 }
 
 /// dist/ already holds every archive and package of exactly this build.
-fn is_packaged(a: &Artifact, build_key: &str) -> bool {
+fn is_packaged(a: &Artifact, build_key: &str, with_zst: bool) -> bool {
     let same_build = |archive: &std::path::Path| {
         crate::manifest::Manifest::read_beside(archive).is_ok_and(|m| {
             m.build_key == build_key && m.id.tlsforge_package_revision == package::PACKAGE_REVISION
         })
     };
-    a.archives.iter().all(|(_, p)| p.exists() && same_build(p))
+    let zst_there = |p: &std::path::Path| !with_zst || package::zst_path(p).exists();
+    a.archives
+        .iter()
+        .all(|(_, p)| p.exists() && zst_there(p) && same_build(p))
         && [&a.deb, &a.rpm]
             .iter()
             .all(|p| p.as_ref().is_none_or(|p| p.exists()))

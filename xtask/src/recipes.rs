@@ -668,6 +668,10 @@ pub struct Packaging {
     /// gzip level of the .deb and .rpm payloads.
     #[serde(default = "default_gzip_level")]
     pub package_gzip_level: u32,
+    /// zstd level of the `.tar.zst` written beside each `.tar.gz` (none:
+    /// no .tar.zst).
+    #[serde(default)]
+    pub zstd_level: Option<i32>,
     /// The .deb's Maintainer field.
     pub maintainer: String,
     /// Where an interpreter is configured to live (`{version}` replaced):
