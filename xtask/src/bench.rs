@@ -355,16 +355,18 @@ fn tls(pairs: &[(String, PathBuf, PathBuf)], scratch: &Path, tls_rounds: usize) 
         let port = free_port()?;
         let handshakes = {
             let _s = s_server(&dir, port, "TLS_AES_128_GCM_SHA256")?;
-            let cpu = |exe: &Path| -> Result<f64> {
+            // (CPU ms, the OpenSSL the interpreter reports)
+            let cpu = |exe: &Path| -> Result<(f64, String)> {
                 let v = tls_client(exe, port, &dir, &["handshake", "300"])?;
-                v["handshake_cpu_ms"]
+                let ms = v["handshake_cpu_ms"]
                     .as_f64()
-                    .context("no handshake_cpu_ms")
+                    .context("no handshake_cpu_ms")?;
+                Ok((ms, v["openssl"].as_str().unwrap_or("").to_string()))
             };
             alternating(tls_rounds, || cpu(ours), || cpu(stock))?
         };
-        let cpu_o = handshakes.iter().map(|r| r.0).fold(f64::MAX, f64::min);
-        let cpu_s = handshakes.iter().map(|r| r.1).fold(f64::MAX, f64::min);
+        let cpu_o = handshakes.iter().map(|r| r.0 .0).fold(f64::MAX, f64::min);
+        let cpu_s = handshakes.iter().map(|r| r.1 .0).fold(f64::MAX, f64::min);
         let mut bulk = Vec::new();
         for suite in ["TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256"] {
             let port = free_port()?;
@@ -379,21 +381,12 @@ fn tls(pairs: &[(String, PathBuf, PathBuf)], scratch: &Path, tls_rounds: usize) 
                 runs.iter().map(|r| r.1).fold(0.0, f64::max),
             ));
         }
-        let openssl = |exe: &Path| -> String {
-            Command::new(exe)
-                .args(["-c", "import ssl; print(ssl.OPENSSL_VERSION)"])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-                .unwrap_or_default()
-        };
-        for (who, exe, cpu, pick) in [("ours", ours, cpu_o, 0), ("stock", stock, cpu_s, 1)] {
-            let rate = |(o, s): &(f64, f64)| if pick == 0 { *o } else { *s };
-            println!(
-                "{version:<10} {who:<6} {cpu:>16.3} {:>16.0} {:>18.0}   {}",
-                rate(&bulk[0]),
-                rate(&bulk[1]),
-                openssl(exe)
-            );
+        let (ossl_o, ossl_s) = (&handshakes[0].0 .1, &handshakes[0].1 .1);
+        for (who, cpu, aes, chacha, ossl) in [
+            ("ours", cpu_o, bulk[0].0, bulk[1].0, ossl_o),
+            ("stock", cpu_s, bulk[0].1, bulk[1].1, ossl_s),
+        ] {
+            println!("{version:<10} {who:<6} {cpu:>16.3} {aes:>16.0} {chacha:>18.0}   {ossl}");
         }
         println!(
             "{version:<10} ratio  handshake CPU ours/stock {:.2}x (<=1 is better); bulk ours/stock {:.2}x AES-GCM, {:.2}x ChaCha20 (>=1 is better); {tls_rounds} alternating rounds",

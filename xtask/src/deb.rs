@@ -10,10 +10,6 @@ use std::process::Command;
 use crate::recipes::Toolchain;
 use crate::util::link_tree;
 
-fn debian_arch(tc: &Toolchain) -> Option<&str> {
-    tc.debian_arch.as_deref()
-}
-
 /// Whether a Linux package (.deb, .rpm) is made for this target at all: a
 /// fully static (musl) build is shipped as a tarball only, since its
 /// package would share the glibc build's name and install path.
@@ -24,7 +20,7 @@ pub fn packaged_for(tc: &Toolchain, builder: &str) -> bool {
 }
 
 pub fn available(tc: &Toolchain) -> bool {
-    debian_arch(tc).is_some() && packaged_for(tc, "dpkg-deb")
+    tc.debian_arch.is_some() && packaged_for(tc, "dpkg-deb")
 }
 
 /// Package name per minor version, so 2.7 and 3.13 install side by side.
@@ -35,7 +31,7 @@ pub fn package_name(version: &str) -> String {
 
 /// Where `build` puts the `.deb` for this version in `dest`.
 pub fn path_for(dest: &Path, version: &str, label: &str, tc: &Toolchain) -> Option<PathBuf> {
-    let arch = debian_arch(tc)?;
+    let arch = tc.debian_arch.as_deref()?;
     Some(dest.join(format!(
         "{}_{version}-1+{label}_{arch}.deb",
         package_name(version)
@@ -87,7 +83,10 @@ pub fn build(root: &Path, meta: &crate::rpm::Meta, tc: &Toolchain, dest: &Path) 
         maintainer,
         ..
     } = *meta;
-    let arch = debian_arch(tc).context("no Debian architecture for this target")?;
+    let arch = tc
+        .debian_arch
+        .as_deref()
+        .context("no Debian architecture for this target")?;
     // Staged beside the build as hard links (dpkg-deb only reads them).
     let work =
         crate::cache::tempdir_in(root.parent().context("the installed tree has no parent")?)?;

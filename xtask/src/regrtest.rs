@@ -27,16 +27,15 @@ pub enum Scope {
     Full,
 }
 
-/// recipes/tests/stdlib-tls.txt: the modules of the TLS scope.
+/// recipes/tests/stdlib-tls.txt: the modules of the TLS scope (the same
+/// `test_id  # reason` lines as SKIPS).
 fn tls_modules() -> Result<Vec<String>> {
     let file = workspace_root().join("recipes/tests/stdlib-tls.txt");
     let text =
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-    let modules: Vec<String> = text
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or("").trim())
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
+    let modules: Vec<String> = parse_list(&text, &file)?
+        .into_iter()
+        .map(|e| e.id)
         .collect();
     if modules.is_empty() {
         bail!("{} names no test module", file.display());

@@ -14,18 +14,14 @@ use std::process::Command;
 
 use crate::recipes::Toolchain;
 
-fn rpm_arch(tc: &Toolchain) -> Option<&str> {
-    tc.rpm_arch.as_deref()
-}
-
 /// As for the .deb: glibc Linux targets, and only where rpmbuild exists.
 pub fn available(tc: &Toolchain) -> bool {
-    rpm_arch(tc).is_some() && crate::deb::packaged_for(tc, "rpmbuild")
+    tc.rpm_arch.is_some() && crate::deb::packaged_for(tc, "rpmbuild")
 }
 
 /// The same package name as the .deb: 2.7 and 3.13 install side by side.
 pub fn path_for(dest: &Path, version: &str, label: &str, tc: &Toolchain) -> Option<PathBuf> {
-    let arch = rpm_arch(tc)?;
+    let arch = tc.rpm_arch.as_deref()?;
     Some(dest.join(format!(
         "{}-{version}-1.{label}.{arch}.rpm",
         crate::deb::package_name(version)
@@ -122,7 +118,10 @@ fn changelog_date(epoch: u64) -> String {
 
 /// Builds the .rpm of the installed `root` into `dest`.
 pub fn build(root: &Path, meta: &Meta, tc: &Toolchain, dest: &Path) -> Result<PathBuf> {
-    let arch = rpm_arch(tc).context("no rpm architecture for this target")?;
+    let arch = tc
+        .rpm_arch
+        .as_deref()
+        .context("no rpm architecture for this target")?;
     let rpm = path_for(dest, meta.version, meta.label, tc).context("no .rpm for this target")?;
     let work =
         crate::cache::tempdir_in(root.parent().context("the installed tree has no parent")?)?;
