@@ -21,6 +21,7 @@ n=$#
 skip=0
 lang=
 link=1
+asm=
 instrumented=
 while [ "$n" -gt 0 ]; do
   a=$1
@@ -43,12 +44,26 @@ while [ "$n" -gt 0 ]; do
     # triple ('x86_64-linux-gnu.2.17'), which clang rejects, unless the
     # language is named (zig then compiles it itself).
     -x|-x*) lang=1; set -- "$@" "$a" ;;
+    assembler|assembler-with-cpp|*.s|*.S) asm=1; set -- "$@" "$a" ;;
     -c|-E|-S) link=; set -- "$@" "$a" ;;
     -fprofile-instr-generate*|-fprofile-generate*) instrumented=1; set -- "$@" "$a" ;;
     -) if [ -z "$lang" ]; then set -- "$@" -x c -; else set -- "$@" -; fi ;;
     *) set -- "$@" "$a" ;;
   esac
 done
+# OpenSSL's build (TLSFORGE_GNU_AS=1, toolchains' openssl_gnu_as): its
+# assembly and its perlasm's assembler probe (`-Wa,-v`) go through GNU as.
+# (First: after the input the flag no longer reaches the assembler. zig
+# still hands its clang-assembler flags on, which GNU as cannot use.)
+if [ -n "$asm" ] && [ -n "$TLSFORGE_GNU_AS" ]; then
+  case " $* " in
+    # The probe itself (`$CC -Wa,-v -c -o /dev/null -x assembler
+    # /dev/null`): zig caches compilations, so every probe after the first
+    # would print nothing and look like no GNU as. GNU as answers itself.
+    *" -Wa,-v "*) exec as -v -o /dev/null /dev/null </dev/null ;;
+  esac
+  set -- -fno-integrated-as -Wno-unused-command-line-argument "$@"
+fi
 if [ -n "$instrumented" ] && [ -n "$link" ] && [ -n "$PROFILE_RUNTIME" ]; then
   # (-u: nothing in instrumented code references the runtime's
   # initialiser, which registers the at-exit profile writer)

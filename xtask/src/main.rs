@@ -153,7 +153,13 @@ enum Cmd {
         keep: bool,
     },
     /// Benchmarks (builds nothing): the pyperformance subset of recipes/bench.toml and the TLS client benchmark, ours beside the stock interpreters of the same minor version; prints figures and ratios.
-    Bench(Select),
+    Bench {
+        #[command(flatten)]
+        select: Select,
+        /// Run one part only: `pyperformance` or `tls`.
+        #[arg(long, value_parser = ["pyperformance", "tls"])]
+        only: Option<String>,
+    },
     /// Look after the cache: sizes, and removing what the current tree does not use.
     Cache {
         #[command(subcommand)]
@@ -214,7 +220,7 @@ fn main() {
     reproducible::export_source_date_epoch();
     let records_uses = matches!(
         cli.command,
-        Cmd::Build(_) | Cmd::Package(_) | Cmd::Test(_) | Cmd::Bench(_) | Cmd::Dev { .. }
+        Cmd::Build(_) | Cmd::Package(_) | Cmd::Test(_) | Cmd::Bench { .. } | Cmd::Dev { .. }
     );
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
@@ -255,7 +261,7 @@ fn run(cli: Cli) -> Result<()> {
                 regrtest::Scope::Tls
             },
         ),
-        Cmd::Bench(sel) => bench::run(&sel.options(true)),
+        Cmd::Bench { select, only } => bench::run(&select.options(true), only.as_deref()),
         Cmd::Cache { action } => {
             let c = util::Cache::from_env()?;
             match action {

@@ -70,6 +70,27 @@ pub fn build(
         // 2: common symbols (`.comm`) are hidden too.
         key.add("hide-symbols", "2");
     }
+    let gnu_as = if tc.openssl_gnu_as {
+        crate::prereqs::ensure(&[("as", "binutils")])?;
+        let version = crate::util::stdout_of(
+            Command::new("as").arg("--version"),
+            &format!(
+                "the GNU assembler (toolchains/{}.toml: openssl_gnu_as)",
+                tc.triple
+            ),
+        )?;
+        let first = version.lines().next().unwrap_or("").to_string();
+        if !first.starts_with("GNU assembler") {
+            bail!(
+                "toolchains/{}.toml sets openssl_gnu_as, but `as --version` says {first:?}, not GNU as: install binutils",
+                tc.triple
+            );
+        }
+        key.add("gnu-as", &first);
+        Some(first)
+    } else {
+        None
+    };
     let key = key.finish();
     let dir = cache
         .dir("openssl")?
@@ -78,6 +99,7 @@ pub fn build(
     let _lock = crate::util::lock_build(&dir)?;
     if is_complete(&dir) {
         check_options(recipe, &prefix)?;
+        check_asm_functions(tc, &prefix)?;
         return Ok(Openssl {
             prefix,
             key,
@@ -110,6 +132,10 @@ pub fn build(
     // OpenSSL_version(OPENSSL_CFLAGS), where a mapped path would leak.
     .env("CFLAGS", tc.library_cflags_all())
     .env("CC", &compilers.cc);
+    if gnu_as.is_some() {
+        // (read by toolchains/zig/wrapper.sh)
+        cmd.env("TLSFORGE_GNU_AS", "1");
+    }
     if tc.zig.is_some() {
         // The cc crate (inside openssl-src) would otherwise pick the host's ar.
         cmd.env("AR", &compilers.ar)
@@ -135,6 +161,7 @@ pub fn build(
         }
     }
     check_options(recipe, &prefix)?;
+    check_asm_functions(tc, &prefix)?;
     mark_complete(&dir)?;
     Ok(Openssl {
         prefix,
@@ -163,6 +190,53 @@ fn check_options(recipe: &OpensslRecipe, prefix: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The toolchain's `openssl_asm_functions` must all be defined in the
+/// built libcrypto.a (local symbols count: perlasm's inner functions are).
+fn check_asm_functions(tc: &Toolchain, prefix: &Path) -> Result<()> {
+    if tc.openssl_asm_functions.is_empty() {
+        return Ok(());
+    }
+    let lib = prefix.join("lib/libcrypto.a");
+    let bytes = std::fs::read(&lib).with_context(|| format!("reading {}", lib.display()))?;
+    let defined = defined_functions(&bytes).with_context(|| format!("in {}", lib.display()))?;
+    let missing: Vec<&str> = tc
+        .openssl_asm_functions
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !defined.contains(*f))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "{} lacks OpenSSL's accelerated code {} (toolchains/{}.toml: openssl_asm_functions): \
+             its perlasm emitted a slower path for this compiler or assembler",
+            lib.display(),
+            missing.join(", "),
+            tc.triple
+        );
+    }
+    Ok(())
+}
+
+/// Names of the functions defined in the ELF members of a static archive.
+fn defined_functions(archive: &[u8]) -> Result<std::collections::HashSet<String>> {
+    let ar = goblin::archive::Archive::parse(archive)?;
+    let mut names = std::collections::HashSet::new();
+    for member in ar.members() {
+        let Ok(goblin::Object::Elf(elf)) = goblin::Object::parse(ar.extract(member, archive)?)
+        else {
+            continue;
+        };
+        for sym in elf.syms.iter() {
+            if sym.is_function() && sym.st_shndx != 0 {
+                if let Some(name) = elf.strtab.get_at(sym.st_name) {
+                    names.insert(name.to_string());
+                }
+            }
+        }
+    }
+    Ok(names)
 }
 
 fn options_not_in(recipe: &OpensslRecipe, configuration_h: &str) -> Vec<String> {
@@ -229,5 +303,51 @@ mod tests {
         r.options.push("no-seed".into());
         r.options.push("enable-foo".into());
         assert_eq!(options_not_in(&r, header), ["no-seed", "enable-foo"]);
+    }
+
+    /// An archive shaped like perlasm's output (a global entry point that
+    /// jumps to a local `.type @function` path): both count as defined, the
+    /// undefined call does not, and a listed function that is absent fails
+    /// the check with its name.
+    #[test]
+    fn asm_functions_are_read_from_the_archive() {
+        let d = tempfile::tempdir().unwrap();
+        let lib = d.path().join("lib");
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::write(
+            d.path().join("c.s"),
+            ".text\n.globl outer\n.type outer,@function\nouter:\n\tjmp inner_avx512\n\
+             .type inner_avx512,@function\ninner_avx512:\n\tcall puts\n\tret\n",
+        )
+        .unwrap();
+        for args in [
+            &["gcc", "-c", "c.s", "-o", "c.o"][..],
+            &["ar", "rcs", "lib/libcrypto.a", "c.o"],
+        ] {
+            let st = Command::new(args[0])
+                .args(&args[1..])
+                .current_dir(d.path())
+                .status();
+            assert!(st.unwrap().success(), "{args:?}");
+        }
+        let names = defined_functions(&std::fs::read(lib.join("libcrypto.a")).unwrap()).unwrap();
+        assert!(
+            names.contains("outer") && names.contains("inner_avx512"),
+            "{names:?}"
+        );
+        assert!(!names.contains("puts"));
+        let recipes = crate::recipes::Recipes::load().unwrap();
+        let mut tc = recipes
+            .toolchain(Some("x86_64-unknown-linux-gnu"))
+            .unwrap()
+            .clone();
+        tc.openssl_asm_functions = vec!["inner_avx512".into(), "outer".into()];
+        check_asm_functions(&tc, d.path()).unwrap();
+        tc.openssl_asm_functions.push("ChaCha20_avx512".into());
+        let err = check_asm_functions(&tc, d.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("ChaCha20_avx512") && !err.contains("outer"),
+            "{err}"
+        );
     }
 }

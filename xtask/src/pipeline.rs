@@ -58,6 +58,8 @@ pub struct Artifact {
     pub rpm: Option<PathBuf>,
     /// The configured prefix, where the `.deb` installs it.
     pub prefix: String,
+    /// The OpenSSL build it links (include/, lib/libcrypto.a) in the cache.
+    pub openssl_prefix: PathBuf,
 }
 
 impl Artifact {
@@ -489,6 +491,7 @@ fn artifact_for(cx: &TargetContext, recipe: &CpythonRecipe, built: &cpython::Bui
             .then(|| crate::rpm::path_for(&cx.dist, v, &label, tc))
             .flatten(),
         prefix: built.prefix.clone(),
+        openssl_prefix: cx.target.openssl.prefix.clone(),
     }
 }
 

@@ -315,6 +315,19 @@ pub struct Toolchain {
     /// interpreter's exports (ld64 has no --exclude-libs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub library_cflags: Vec<String>,
+    /// OpenSSL's perlasm picks the code it emits by probing the assembler
+    /// (`$CC -Wa,-v`): AVX-512 ChaCha20 and Poly1305 only for a GNU as it
+    /// recognises, never more than AVX2 for clang. When set, OpenSSL's
+    /// assembly (the probe included) goes through the machine's GNU
+    /// assembler (the zig wrapper adds -fno-integrated-as), so the probe
+    /// answers for the assembler that really assembles.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub openssl_gnu_as: bool,
+    /// Functions of OpenSSL's assembly that the built libcrypto.a must
+    /// define (checked after every OpenSSL build): a toolchain change that
+    /// drops an accelerated path fails the build instead of slowing TLS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub openssl_asm_functions: Vec<String>,
     /// Extra C flags for CPython only (after its own OPT flags).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cpython_cflags: Vec<String>,
