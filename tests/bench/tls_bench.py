@@ -22,6 +22,11 @@ def cpu():
     return r.ru_utime + r.ru_stime
 
 
+def waits():
+    """Voluntary context switches: how often the client slept for data."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
+
+
 def main():
     port, cafile, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     ctx = ssl.create_default_context(cafile=cafile)
@@ -44,7 +49,7 @@ def main():
     else:
         s = connect()
         s.sendall(("GET /%s HTTP/1.0\r\n\r\n" % sys.argv[4]).encode("ascii"))
-        total, c0, w0 = 0, cpu(), time.time()
+        total, c0, n0, w0 = 0, cpu(), waits(), time.time()
         while True:
             data = s.recv(1 << 16)
             if not data:
@@ -53,6 +58,7 @@ def main():
         wall, used = time.time() - w0, cpu() - c0
         out = {"bulk_mb_s": total / 1e6 / wall, "bytes": total,
                "bulk_cpu_ms_per_mb": used * 1000.0 / (total / 1e6),
+               "bulk_waits": waits() - n0,
                "cipher": s.cipher()[0], "version": s.version()}
         s.close()
     out["openssl"] = ssl.OPENSSL_VERSION

@@ -344,6 +344,9 @@ struct Bulk {
     /// The server's CPU time over the transfer's wall time (NaN where
     /// /proc cannot tell).
     server_busy: f64,
+    /// How often the client slept waiting for data (voluntary context
+    /// switches): each wait is a wakeup the server pays for.
+    waits: f64,
 }
 
 impl Bulk {
@@ -354,12 +357,14 @@ impl Bulk {
                 mb_s: 0.0,
                 cpu_ms_per_mb: f64::MAX,
                 server_busy: f64::MAX,
+                waits: f64::MAX,
             },
             |b, r| Bulk {
                 mb_s: b.mb_s.max(r.mb_s),
                 cpu_ms_per_mb: b.cpu_ms_per_mb.min(r.cpu_ms_per_mb),
                 // (the least busy round: "at least")
                 server_busy: b.server_busy.min(r.server_busy),
+                waits: b.waits.min(r.waits),
             },
         )
     }
@@ -517,6 +522,7 @@ fn tls(pairs: &[(String, PathBuf, PathBuf)], scratch: &Path, file: &BenchFile) -
                         .as_f64()
                         .context("no bulk_cpu_ms_per_mb")?,
                     server_busy: server_cpu.map_or(f64::NAN, |c| c / (mb / mb_s)),
+                    waits: v["bulk_waits"].as_f64().context("no bulk_waits")?,
                 })
             };
             let runs = alternating(tls_rounds, || run(ours), || run(stock))?;
@@ -539,13 +545,17 @@ fn tls(pairs: &[(String, PathBuf, PathBuf)], scratch: &Path, file: &BenchFile) -
         let busy = |c: usize| 100.0 * bulk[c][0].server_busy.min(bulk[c][1].server_busy);
         let ceiling = |b: &Bulk| 1000.0 / b.cpu_ms_per_mb;
         println!(
-            "{version:<10} s_server on CPU for >= {:.0} % (AES-GCM) and {:.0} % (ChaCha20) of every transfer; the clients' own ceilings (MB per client CPU second): AES-GCM ours {:.0}, stock {:.0}; ChaCha20 ours {:.0}, stock {:.0}",
+            "{version:<10} s_server on CPU for >= {:.0} % (AES-GCM) and {:.0} % (ChaCha20) of every transfer; the clients' own ceilings (MB per client CPU second): AES-GCM ours {:.0}, stock {:.0}; ChaCha20 ours {:.0}, stock {:.0}; times the client waited for data (fewest): AES-GCM ours {:.0}, stock {:.0}; ChaCha20 ours {:.0}, stock {:.0}",
             busy(0),
             busy(1),
             ceiling(&bulk[0][0]),
             ceiling(&bulk[0][1]),
             ceiling(&bulk[1][0]),
             ceiling(&bulk[1][1]),
+            bulk[0][0].waits,
+            bulk[0][1].waits,
+            bulk[1][0].waits,
+            bulk[1][1].waits,
         );
         println!(
             "{version:<10} ratio  handshake CPU ours/stock {:.2}x; bulk CPU per MB ours/stock {:.2}x AES-GCM, {:.2}x ChaCha20 (<=1 is better); bulk MB/s ours/stock {:.2}x AES-GCM, {:.2}x ChaCha20 (>=1 is better); {tls_rounds} alternating rounds",
