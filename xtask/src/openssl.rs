@@ -70,27 +70,9 @@ pub fn build(
         // 2: common symbols (`.comm`) are hidden too.
         key.add("hide-symbols", "2");
     }
-    let gnu_as = if tc.openssl_gnu_as {
-        crate::prereqs::ensure(&[("as", "binutils")])?;
-        let version = crate::util::stdout_of(
-            Command::new("as").arg("--version"),
-            &format!(
-                "the GNU assembler (toolchains/{}.toml: openssl_gnu_as)",
-                tc.triple
-            ),
-        )?;
-        let first = version.lines().next().unwrap_or("").to_string();
-        if !first.starts_with("GNU assembler") {
-            bail!(
-                "toolchains/{}.toml sets openssl_gnu_as, but `as --version` says {first:?}, not GNU as: install binutils",
-                tc.triple
-            );
-        }
-        key.add("gnu-as", &first);
-        Some(first)
-    } else {
-        None
-    };
+    if tc.openssl_gnu_as {
+        key.add("gnu-as", gnu_assembler(tc)?);
+    }
     let key = key.finish();
     let dir = cache
         .dir("openssl")?
@@ -132,7 +114,7 @@ pub fn build(
     // OpenSSL_version(OPENSSL_CFLAGS), where a mapped path would leak.
     .env("CFLAGS", tc.library_cflags_all())
     .env("CC", &compilers.cc);
-    if gnu_as.is_some() {
+    if tc.openssl_gnu_as {
         // (read by toolchains/zig/wrapper.sh)
         cmd.env("TLSFORGE_GNU_AS", "1");
     }
@@ -190,6 +172,27 @@ fn check_options(recipe: &OpensslRecipe, prefix: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The version line of the machine's GNU assembler, which assembles
+/// OpenSSL's perlasm output where the toolchain says `openssl_gnu_as`.
+fn gnu_assembler(tc: &Toolchain) -> Result<String> {
+    crate::prereqs::ensure(&[("as", "binutils")])?;
+    let version = crate::util::stdout_of(
+        Command::new("as").arg("--version"),
+        &format!(
+            "the GNU assembler (toolchains/{}.toml: openssl_gnu_as)",
+            tc.triple
+        ),
+    )?;
+    let first = version.lines().next().unwrap_or("").to_string();
+    if !first.starts_with("GNU assembler") {
+        bail!(
+            "toolchains/{}.toml sets openssl_gnu_as, but `as --version` says {first:?}, not GNU as: install binutils",
+            tc.triple
+        );
+    }
+    Ok(first)
 }
 
 /// The toolchain's `openssl_asm_functions` must all be defined in the
