@@ -644,11 +644,25 @@ fn package_stage(
         maintainer: &cx.recipes.packaging.maintainer,
     };
     let dist = &cx.dist;
-    std::thread::scope(|scope| -> Result<()> {
-        let deb = crate::deb::available(tc)
-            .then(|| scope.spawn(|| crate::deb::build(&built.root, &package_meta, tc, dist)));
-        let rpm = crate::rpm::available(tc)
-            .then(|| scope.spawn(|| crate::rpm::build(&built.root, &package_meta, tc, dist)));
+    // An earlier build's .deb/.rpm must not stand beside this build's
+    // archives (is_packaged only asks that they exist).
+    for old in [&artifact.deb, &artifact.rpm].into_iter().flatten() {
+        let _ = std::fs::remove_file(old);
+    }
+    let written = std::thread::scope(|scope| -> Result<()> {
+        // The .deb and the .rpm one after the other, beside the archives:
+        // both stage the tree as hard links, and link(2) changes a file's
+        // ctime, which dpkg-deb's tar reports as "file changed as we read
+        // it" when the .rpm's staging overlaps its read.
+        let packages = scope.spawn(|| -> Result<()> {
+            if crate::deb::available(tc) {
+                crate::deb::build(&built.root, &package_meta, tc, dist)?;
+            }
+            if crate::rpm::available(tc) {
+                crate::rpm::build(&built.root, &package_meta, tc, dist)?;
+            }
+            Ok(())
+        });
         package::write_flavours(
             &built.root,
             &cx.recipes.packaging,
@@ -657,16 +671,18 @@ fn package_stage(
             cx.cache,
             tc,
         )?;
-        if let Some(deb) = deb {
-            deb.join()
-                .map_err(|_| anyhow::anyhow!("the .deb writer panicked"))??;
+        packages
+            .join()
+            .map_err(|_| anyhow::anyhow!("the .deb/.rpm writer panicked"))?
+    });
+    if written.is_err() {
+        // Without their manifests the archives do not count as packaged,
+        // so the next build packages again instead of a cache hit.
+        for (_, archive) in &artifact.archives {
+            let _ = std::fs::remove_file(package::manifest_path(archive));
         }
-        if let Some(rpm) = rpm {
-            rpm.join()
-                .map_err(|_| anyhow::anyhow!("the .rpm writer panicked"))??;
-        }
-        Ok(())
-    })
+    }
+    written
 }
 
 /// Our own time next to the configure/make/install it drove: the
