@@ -3,10 +3,9 @@
 usage: tls_bench.py PORT CAFILE handshake N | bulk PATH
 Prints one JSON object. handshake: N full handshakes (new connection,
 verified chain and host name, then close) and the client's CPU time per
-handshake. bulk: one HTTP/1.0 GET of PATH from `openssl s_server -WWW`,
+handshake. bulk: one HTTP/1.0 GET of PATH from tests/bench/tls_server.c,
 read to the end: the rate in MB/s, and the client's CPU time per MB (the
-rate is bounded by the server as well; the CPU is the client's own cost),
-with the negotiated cipher.
+interpreter's own cost), with the negotiated cipher.
 """
 import json
 import resource

@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: builds nothing; runs the pinned pyperformance
 //! subset of recipes/bench.toml on each built interpreter and on the stock
 //! interpreter of the same minor version (pyenv's), then the TLS client
-//! benchmark (tests/bench/tls_bench.py) against a local `openssl s_server`,
+//! benchmark (tests/bench/tls_bench.py) against a local TLS server
+//! (tests/bench/tls_server.c),
 //! and prints figures and ratios. A benchmark, not a test: it asserts
 //! nothing.
 
@@ -295,10 +296,7 @@ fn ciphers(openssl_prefix: &Path, scratch: &Path, suites: &[String]) -> Result<(
         (&stock, vec![source.clone().into(), "-lcrypto".into()]),
     ];
     for (exe, args) in builds {
-        crate::util::stdout_of(
-            Command::new("cc").arg("-O2").args(args).arg("-o").arg(exe),
-            &format!("compiling {}", source.display()),
-        )?;
+        compile(&source, &args, exe)?;
     }
     // (cipher -> MB/s, OpenSSL) per side; the best of three runs
     let speeds = |exe: &Path| -> Result<Vec<(f64, String)>> {
@@ -336,6 +334,20 @@ fn ciphers(openssl_prefix: &Path, scratch: &Path, suites: &[String]) -> Result<(
             o[i].0 / s[i].0
         );
     }
+    Ok(())
+}
+
+/// Compiles one of tests/bench's C programs with the machine's cc (the
+/// libraries to link are in `args`).
+fn compile(source: &Path, args: &[std::ffi::OsString], exe: &Path) -> Result<()> {
+    crate::util::stdout_of(
+        Command::new("cc")
+            .args(["-O2", "-Wall"])
+            .args(args)
+            .arg("-o")
+            .arg(exe),
+        &format!("compiling {}", source.display()),
+    )?;
     Ok(())
 }
 
@@ -398,31 +410,26 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-fn s_server(dir: &Path, port: u16, ciphersuite: &str) -> Result<Server> {
-    let child = Command::new("openssl")
-        .args(["s_server", "-quiet", "-WWW", "-accept"])
+/// tests/bench/tls_server.c on `port`, serving `mib` MiB of body with
+/// one TLS 1.3 cipher suite; it says "ready" once it listens.
+fn tls_server(exe: &Path, dir: &Path, port: u16, ciphersuite: &str, mib: usize) -> Result<Server> {
+    use std::io::BufRead;
+    let mut child = Command::new(exe)
         .arg(port.to_string())
-        .args([
-            "-cert",
-            "cert.pem",
-            "-key",
-            "key.pem",
-            "-ciphersuites",
-            ciphersuite,
-        ])
+        .args(["cert.pem", "key.pem", ciphersuite])
+        .arg(mib.to_string())
         .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
-        .context("starting openssl s_server")?;
+        .context("starting tests/bench/tls_server")?;
+    let mut line = String::new();
+    let stdout = child.stdout.take().context("the server's stdout")?;
     let server = Server(child);
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(server);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    if line.trim() != "ready" {
+        bail!("tests/bench/tls_server did not start on port {port} (its error is above)");
     }
-    bail!("openssl s_server did not listen on port {port}")
+    Ok(server)
 }
 
 fn tls_client(exe: &Path, port: u16, dir: &Path, args: &[&str]) -> Result<serde_json::Value> {
@@ -440,12 +447,26 @@ fn tls_client(exe: &Path, port: u16, dir: &Path, args: &[&str]) -> Result<serde_
 }
 
 /// Handshake CPU and bulk MB/s (AES-128-GCM and ChaCha20-Poly1305, TLS
-/// 1.3) of each interpreter as a client of the machine's `openssl s_server`.
+/// 1.3) of each interpreter as a client of tests/bench/tls_server.c, built
+/// against the machine's OpenSSL (the same server for both columns).
 fn tls(pairs: &[(String, PathBuf, PathBuf)], scratch: &Path, file: &BenchFile) -> Result<()> {
     let tls_rounds = file.tls_rounds;
-    crate::prereqs::ensure(&[("openssl", "openssl")])?;
+    crate::prereqs::ensure(&[
+        ("openssl", "openssl"),
+        ("/usr/include/openssl/ssl.h", "libssl-dev"),
+    ])?;
     let dir = scratch.join("tls");
     fs::create_dir_all(&dir)?;
+    let server_exe = scratch.join("tls_server");
+    compile(
+        &workspace_root().join("tests/bench/tls_server.c"),
+        &[
+            workspace_root().join("tests/bench/tls_server.c").into(),
+            "-lssl".into(),
+            "-lcrypto".into(),
+        ],
+        &server_exe,
+    )?;
     let status = Command::new("openssl")
         .args([
             "req",
@@ -474,13 +495,12 @@ fn tls(pairs: &[(String, PathBuf, PathBuf)], scratch: &Path, file: &BenchFile) -
     if !status.success() {
         bail!("openssl req could not make the benchmark's certificate");
     }
-    fs::write(dir.join("big"), vec![0x5a_u8; file.tls_bulk_mib << 20])?;
     println!(
-        "\nTLS client against `openssl s_server` on loopback (P-256 certificate, TLS 1.3, {} MiB per bulk run)",
+        "\nTLS client against tests/bench/tls_server.c on loopback (the machine's OpenSSL; P-256 certificate, TLS 1.3, {} MiB per bulk run)",
         file.tls_bulk_mib
     );
     println!(
-        "(the bulk rate is bounded by the server too; the client's CPU ms per MB is the interpreter's own cost)"
+        "(the server writes ~64 records per write(2), so the bulk rate should be the client's; its CPU share is printed below; the client's CPU ms per MB is the interpreter's own cost)"
     );
     println!(
         "{:<10} {:<6} {:>16} {:>18} {:>18}",
@@ -494,7 +514,7 @@ fn tls(pairs: &[(String, PathBuf, PathBuf)], scratch: &Path, file: &BenchFile) -
         // Handshake CPU: the lowest of the rounds; bulk: the best rate.
         let port = free_port()?;
         let handshakes = {
-            let _s = s_server(&dir, port, "TLS_AES_128_GCM_SHA256")?;
+            let _s = tls_server(&server_exe, &dir, port, "TLS_AES_128_GCM_SHA256", 0)?;
             // (CPU ms, the OpenSSL the interpreter reports)
             let cpu = |exe: &Path| -> Result<(f64, String)> {
                 let v = tls_client(exe, port, &dir, &["handshake", "300"])?;
@@ -511,7 +531,7 @@ fn tls(pairs: &[(String, PathBuf, PathBuf)], scratch: &Path, file: &BenchFile) -
         let mut bulk: Vec<[Bulk; 2]> = Vec::new();
         for suite in ["TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256"] {
             let port = free_port()?;
-            let server = s_server(&dir, port, suite)?;
+            let server = tls_server(&server_exe, &dir, port, suite, file.tls_bulk_mib)?;
             let run = |exe: &Path| -> Result<Bulk> {
                 let before = cpu_seconds(server.0.id());
                 let v = tls_client(exe, port, &dir, &["bulk", "big"])?;
@@ -547,7 +567,7 @@ fn tls(pairs: &[(String, PathBuf, PathBuf)], scratch: &Path, file: &BenchFile) -
         let busy = |c: usize| 100.0 * bulk[c][0].server_busy.min(bulk[c][1].server_busy);
         let ceiling = |b: &Bulk| 1000.0 / b.cpu_ms_per_mb;
         println!(
-            "{version:<10} s_server on CPU for >= {:.0} % (AES-GCM) and {:.0} % (ChaCha20) of every transfer; the clients' own ceilings (MB per client CPU second): AES-GCM ours {:.0}, stock {:.0}; ChaCha20 ours {:.0}, stock {:.0}; times the client waited for data (fewest): AES-GCM ours {:.0}, stock {:.0}; ChaCha20 ours {:.0}, stock {:.0}",
+            "{version:<10} the server on CPU for >= {:.0} % (AES-GCM) and {:.0} % (ChaCha20) of every transfer; the clients' own ceilings (MB per client CPU second): AES-GCM ours {:.0}, stock {:.0}; ChaCha20 ours {:.0}, stock {:.0}; times the client waited for data (fewest): AES-GCM ours {:.0}, stock {:.0}; ChaCha20 ours {:.0}, stock {:.0}",
             busy(0),
             busy(1),
             ceiling(&bulk[0][0]),
