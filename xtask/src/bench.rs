@@ -168,6 +168,18 @@ fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
+/// A pyperf mean in the unit that shows it (unpack_sequence's are tens of
+/// nanoseconds, nbody's hundreds of milliseconds).
+fn duration(seconds: f64) -> String {
+    let (scale, unit) = match seconds {
+        s if s >= 1.0 => (1.0, "s"),
+        s if s >= 1e-3 => (1e3, "ms"),
+        s if s >= 1e-6 => (1e6, "us"),
+        _ => (1e9, "ns"),
+    };
+    format!("{:.1} {unit}", seconds * scale)
+}
+
 fn geometric_mean(xs: &[f64]) -> f64 {
     (xs.iter().map(|x| x.ln()).sum::<f64>() / xs.len() as f64).exp()
 }
@@ -217,7 +229,7 @@ pub fn run(opts: &Options, only: Option<&str>) -> Result<()> {
         );
         println!(
             "{:<18} {:>12} {:>12} {:>8}",
-            "benchmark", "ours ms", "stock ms", "ratio"
+            "benchmark", "ours", "stock", "ratio"
         );
         let mut ratios = Vec::new();
         for b in &file.benchmarks {
@@ -231,9 +243,9 @@ pub fn run(opts: &Options, only: Option<&str>) -> Result<()> {
                     let o = median(rounds.iter().map(|r| r.0).collect());
                     let s = median(rounds.iter().map(|r| r.1).collect());
                     println!(
-                        "{b:<18} {:>12.3} {:>12.3} {:>7.2}x",
-                        o * 1e3,
-                        s * 1e3,
+                        "{b:<18} {:>12} {:>12} {:>7.2}x",
+                        duration(o),
+                        duration(s),
                         ratio
                     );
                 }
@@ -636,6 +648,14 @@ mod tests {
         let used = cpu_seconds(me).unwrap() - before;
         assert!(used >= 0.1, "{used}");
         assert!(cpu_seconds(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn durations_are_shown_in_a_unit_that_keeps_their_digits() {
+        assert_eq!(duration(0.196107), "196.1 ms");
+        assert_eq!(duration(5.62e-8), "56.2 ns");
+        assert_eq!(duration(7.4e-5), "74.0 us");
+        assert_eq!(duration(2.5), "2.5 s");
     }
 
     #[test]
