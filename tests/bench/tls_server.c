@@ -89,7 +89,8 @@ int main(int argc, char **argv) {
         || SSL_CTX_use_PrivateKey_file(ctx, argv[3], SSL_FILETYPE_PEM) != 1
         || SSL_CTX_set_ciphersuites(ctx, argv[4]) != 1)
         die("the certificate, key or cipher suite was not accepted");
-    /* every handshake a full one, as s_server's were not resumed either */
+    /* every handshake a full one (the clients keep no sessions), and no
+     * tickets to read after it (s_server sent two) */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 0);
 

@@ -300,12 +300,11 @@ fn ciphers(openssl_prefix: &Path, scratch: &Path, suites: &[String]) -> Result<(
             vec![
                 "-I".into(),
                 include.into(),
-                source.clone().into(),
                 openssl_prefix.join("lib/libcrypto.a").into(),
                 "-lpthread".into(),
             ],
         ),
-        (&stock, vec![source.clone().into(), "-lcrypto".into()]),
+        (&stock, vec!["-lcrypto".into()]),
     ];
     for (exe, args) in builds {
         compile(&source, &args, exe)?;
@@ -349,12 +348,13 @@ fn ciphers(openssl_prefix: &Path, scratch: &Path, suites: &[String]) -> Result<(
     Ok(())
 }
 
-/// Compiles one of tests/bench's C programs with the machine's cc (the
-/// libraries to link are in `args`).
+/// Compiles one of tests/bench's C programs with the machine's cc (`args`:
+/// include paths and the libraries to link).
 fn compile(source: &Path, args: &[std::ffi::OsString], exe: &Path) -> Result<()> {
     crate::util::stdout_of(
         Command::new("cc")
             .args(["-O2", "-Wall"])
+            .arg(source)
             .args(args)
             .arg("-o")
             .arg(exe),
@@ -472,11 +472,7 @@ fn tls(pairs: &[(String, PathBuf, PathBuf)], scratch: &Path, file: &BenchFile) -
     let server_exe = scratch.join("tls_server");
     compile(
         &workspace_root().join("tests/bench/tls_server.c"),
-        &[
-            workspace_root().join("tests/bench/tls_server.c").into(),
-            "-lssl".into(),
-            "-lcrypto".into(),
-        ],
+        &["-lssl".into(), "-lcrypto".into()],
         &server_exe,
     )?;
     let status = Command::new("openssl")
