@@ -426,7 +426,7 @@ fn free_port() -> Result<u16> {
 /// one TLS 1.3 cipher suite; it says "ready" once it listens.
 fn tls_server(exe: &Path, dir: &Path, port: u16, ciphersuite: &str, mib: usize) -> Result<Server> {
     use std::io::BufRead;
-    let mut child = Command::new(exe)
+    let mut child = pin(&mut Command::new(exe), tls_cpus().map(|c| c.1))
         .arg(port.to_string())
         .args(["cert.pem", "key.pem", ciphersuite])
         .arg(mib.to_string())
@@ -444,8 +444,45 @@ fn tls_server(exe: &Path, dir: &Path, port: u16, ciphersuite: &str, mib: usize) 
     Ok(server)
 }
 
+/// The CPUs this process may run on (Linux's affinity mask).
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) } != 0 {
+        return Vec::new();
+    }
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect()
+}
+
+/// The CPUs the TLS client and the server are pinned to: the first and the
+/// last allowed one, so that they never share a core and the scheduler
+/// cannot move either (None with fewer than two CPUs).
+fn tls_cpus() -> Option<(usize, usize)> {
+    let cpus = allowed_cpus();
+    (cpus.len() >= 2).then(|| (cpus[0], cpus[cpus.len() - 1]))
+}
+
+/// Runs `cmd` on one CPU only.
+fn pin(cmd: &mut Command, cpu: Option<usize>) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    let Some(cpu) = cpu else { return cmd };
+    // SAFETY: the hook only calls async-signal-safe sched_setaffinity in the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
 fn tls_client(exe: &Path, port: u16, dir: &Path, args: &[&str]) -> Result<serde_json::Value> {
-    let o = Command::new(exe)
+    let o = pin(&mut Command::new(exe), tls_cpus().map(|c| c.0))
         .arg(workspace_root().join("tests/bench/tls_bench.py"))
         .arg(port.to_string())
         .arg(dir.join("cert.pem"))
@@ -504,8 +541,12 @@ fn tls(pairs: &[(String, PathBuf, PathBuf)], scratch: &Path, file: &BenchFile) -
         bail!("openssl req could not make the benchmark's certificate");
     }
     println!(
-        "\nTLS client against tests/bench/tls_server.c on loopback (the machine's OpenSSL; P-256 certificate, TLS 1.3, {} MiB per bulk run)",
-        file.tls_bulk_mib
+        "\nTLS client against tests/bench/tls_server.c on loopback (the machine's OpenSSL; P-256 certificate, TLS 1.3, {} MiB per bulk run; {})",
+        file.tls_bulk_mib,
+        match tls_cpus() {
+            Some((client, server)) => format!("client on CPU {client}, server on CPU {server}"),
+            None => "one CPU: client and server share it".to_string(),
+        }
     );
     println!(
         "(the server writes ~64 records per write(2), so the bulk rate should be the client's; its CPU share is printed below; the client's CPU ms per MB is the interpreter's own cost)"
@@ -644,6 +685,22 @@ mod tests {
         let used = cpu_seconds(me).unwrap() - before;
         assert!(used >= 0.1, "{used}");
         assert!(cpu_seconds(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn a_pinned_child_runs_on_that_cpu_only() {
+        let cpu = *allowed_cpus()
+            .last()
+            .expect("this process runs on some CPU");
+        let out = pin(&mut Command::new("sh"), Some(cpu))
+            .args(["-c", "grep Cpus_allowed_list /proc/self/status"])
+            .output()
+            .unwrap();
+        let line = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            line.split_whitespace().last(),
+            Some(cpu.to_string().as_str())
+        );
     }
 
     #[test]
