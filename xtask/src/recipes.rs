@@ -721,22 +721,29 @@ impl Packaging {
     }
 }
 
-/// True for a path (relative) at or under one of the `globs`.
+/// True for a path (relative) at or under one of the `globs`; a leading
+/// `**/` lets the rest of a glob start at any depth.
 pub fn matches_any(globs: &[String], rel: &Path) -> bool {
-    {
-        let parts: Vec<String> = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().to_string())
-            .collect();
-        globs.iter().any(|pattern| {
-            let pat: Vec<&str> = pattern.split('/').collect();
-            parts.len() >= pat.len()
-                && pat
-                    .iter()
-                    .zip(&parts)
-                    .all(|(p, part)| glob_component(p, part))
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().to_string())
+        .collect();
+    let at = |pat: &[&str], parts: &[String]| {
+        parts.len() >= pat.len()
+            && pat
+                .iter()
+                .zip(parts)
+                .all(|(p, part)| glob_component(p, part))
+    };
+    globs
+        .iter()
+        .any(|pattern| match pattern.strip_prefix("**/") {
+            Some(rest) => {
+                let pat: Vec<&str> = rest.split('/').collect();
+                (0..parts.len()).any(|start| at(&pat, &parts[start..]))
+            }
+            None => at(&pattern.split('/').collect::<Vec<_>>(), &parts),
         })
-    }
 }
 
 /// `*` matches any run of characters within one path component.
@@ -970,6 +977,19 @@ pub fn version_key(v: &str) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leading_double_star_matches_at_any_depth() {
+        let globs = vec!["**/*.pyo".to_string(), "lib/python*/test".to_string()];
+        let m = |p: &str| matches_any(&globs, Path::new(p));
+        assert!(m("lib/python2.7/os.pyo"));
+        assert!(m("lib/python2.7/json/tests/x.pyo"));
+        assert!(m("x.pyo"));
+        assert!(!m("lib/python2.7/os.pyc"));
+        assert!(!m("lib/python2.7/pyo"));
+        assert!(m("lib/python3.13/test/a/b.py"));
+        assert!(!m("lib/test/a.py"));
+    }
 
     #[test]
     fn every_recipe_parses_and_is_pinned() {
