@@ -368,8 +368,9 @@ pub fn write_json(path: &Path, value: &Value) -> Result<()> {
     publish(tmp, path)
 }
 
-/// Bump when what `package` writes changes, so dist/ is rewritten (also
-/// for edits of recipes/packaging.toml, which the check does not hash yet).
+/// Bump when what `package` writes changes, so dist/ is rewritten (an
+/// edited flavour of recipes/packaging.toml repackages by itself: each
+/// archive's manifest records the flavour it was written with).
 pub const PACKAGE_REVISION: u32 = 11;
 
 /// What `sysconfig.get_platform()` says on the target (wheel tags follow it).

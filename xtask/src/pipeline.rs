@@ -364,11 +364,7 @@ fn build_one(
             .dir("locks")?
             .join(artifact.archive.file_name().unwrap_or_default()),
     )?;
-    if is_packaged(
-        &artifact,
-        &built.key,
-        cx.recipes.packaging.zstd_level.is_some(),
-    ) {
+    if is_packaged(&artifact, &built.key, &cx.recipes.packaging) {
         cx.timings.record(
             format!("cpython {v}: validate + package"),
             std::time::Duration::ZERO,
@@ -496,16 +492,26 @@ fn artifact_for(cx: &TargetContext, recipe: &CpythonRecipe, built: &cpython::Bui
 }
 
 /// dist/ already holds every archive and package of exactly this build.
-fn is_packaged(a: &Artifact, build_key: &str, with_zst: bool) -> bool {
-    let same_build = |archive: &std::path::Path| {
+fn is_packaged(a: &Artifact, build_key: &str, packaging: &crate::recipes::Packaging) -> bool {
+    // The same build, the same package code and the flavour's recipe as it
+    // stands (its manifest records the flavour it was written with).
+    let same_build = |flavour: &str, archive: &std::path::Path| {
         crate::manifest::Manifest::read_beside(archive).is_ok_and(|m| {
-            m.build_key == build_key && m.id.tlsforge_package_revision == package::PACKAGE_REVISION
+            m.build_key == build_key
+                && m.id.tlsforge_package_revision == package::PACKAGE_REVISION
+                && m.flavour.is_some_and(|f| {
+                    packaging
+                        .flavour
+                        .iter()
+                        .any(|now| now.name == flavour && *now == f)
+                })
         })
     };
-    let zst_there = |p: &std::path::Path| !with_zst || package::zst_path(p).exists();
+    let zst_there =
+        |p: &std::path::Path| packaging.zstd_level.is_none() || package::zst_path(p).exists();
     a.archives
         .iter()
-        .all(|(_, p)| p.exists() && zst_there(p) && same_build(p))
+        .all(|(f, p)| p.exists() && zst_there(p) && same_build(f, p))
         && [&a.deb, &a.rpm]
             .iter()
             .all(|p| p.as_ref().is_none_or(|p| p.exists()))
