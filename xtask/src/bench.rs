@@ -422,26 +422,53 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-/// tests/bench/tls_server.c on `port`, serving `mib` MiB of body with
-/// one TLS 1.3 cipher suite; it says "ready" once it listens.
-fn tls_server(exe: &Path, dir: &Path, port: u16, ciphersuite: &str, mib: usize) -> Result<Server> {
-    use std::io::BufRead;
-    let mut child = pin(&mut Command::new(exe), tls_cpus().map(|c| c.1))
-        .arg(port.to_string())
-        .args(["cert.pem", "key.pem", ciphersuite])
-        .arg(mib.to_string())
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting tests/bench/tls_server")?;
-    let mut line = String::new();
-    let stdout = child.stdout.take().context("the server's stdout")?;
-    let server = Server(child);
-    std::io::BufReader::new(stdout).read_line(&mut line)?;
-    if line.trim() != "ready" {
-        bail!("tests/bench/tls_server did not start on port {port} (its error is above)");
+/// The loopback pair of the TLS benchmark: the compiled server, the
+/// directory with its certificate and key, and the CPUs (client, server)
+/// the two are pinned to.
+struct Loopback {
+    server_exe: PathBuf,
+    dir: PathBuf,
+    cpus: Option<(usize, usize)>,
+}
+
+impl Loopback {
+    /// tests/bench/tls_server.c on `port`, serving `mib` MiB of body with
+    /// one TLS 1.3 cipher suite; it says "ready" once it listens.
+    fn server(&self, port: u16, ciphersuite: &str, mib: usize) -> Result<Server> {
+        use std::io::BufRead;
+        let mut child = pin(&mut Command::new(&self.server_exe), self.cpus.map(|c| c.1))
+            .arg(port.to_string())
+            .args(["cert.pem", "key.pem", ciphersuite])
+            .arg(mib.to_string())
+            .current_dir(&self.dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting tests/bench/tls_server")?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().context("the server's stdout")?;
+        let server = Server(child);
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        if line.trim() != "ready" {
+            bail!("tests/bench/tls_server did not start on port {port} (its error is above)");
+        }
+        Ok(server)
     }
-    Ok(server)
+
+    /// tests/bench/tls_bench.py run by the interpreter `exe` against the
+    /// server on `port`.
+    fn client(&self, exe: &Path, port: u16, args: &[&str]) -> Result<serde_json::Value> {
+        let o = pin(&mut Command::new(exe), self.cpus.map(|c| c.0))
+            .arg(workspace_root().join("tests/bench/tls_bench.py"))
+            .arg(port.to_string())
+            .arg(self.dir.join("cert.pem"))
+            .args(args)
+            .env_clear()
+            .output()?;
+        if !o.status.success() {
+            bail!("{}: {}", exe.display(), String::from_utf8_lossy(&o.stderr));
+        }
+        Ok(serde_json::from_slice(&o.stdout)?)
+    }
 }
 
 /// The CPUs this process may run on (Linux's affinity mask).
@@ -481,20 +508,6 @@ fn pin(cmd: &mut Command, cpu: Option<usize>) -> &mut Command {
     }
 }
 
-fn tls_client(exe: &Path, port: u16, dir: &Path, args: &[&str]) -> Result<serde_json::Value> {
-    let o = pin(&mut Command::new(exe), tls_cpus().map(|c| c.0))
-        .arg(workspace_root().join("tests/bench/tls_bench.py"))
-        .arg(port.to_string())
-        .arg(dir.join("cert.pem"))
-        .args(args)
-        .env_clear()
-        .output()?;
-    if !o.status.success() {
-        bail!("{}: {}", exe.display(), String::from_utf8_lossy(&o.stderr));
-    }
-    Ok(serde_json::from_slice(&o.stdout)?)
-}
-
 /// Handshake CPU and bulk MB/s (AES-128-GCM and ChaCha20-Poly1305, TLS
 /// 1.3) of each interpreter as a client of tests/bench/tls_server.c, built
 /// against the machine's OpenSSL (the same server for both columns).
@@ -506,11 +519,15 @@ fn tls(pairs: &[(String, PathBuf, PathBuf)], scratch: &Path, file: &BenchFile) -
     ])?;
     let dir = scratch.join("tls");
     fs::create_dir_all(&dir)?;
-    let server_exe = scratch.join("tls_server");
+    let pair = Loopback {
+        server_exe: scratch.join("tls_server"),
+        dir: dir.clone(),
+        cpus: tls_cpus(),
+    };
     compile(
         &workspace_root().join("tests/bench/tls_server.c"),
         &["-lssl".into(), "-lcrypto".into()],
-        &server_exe,
+        &pair.server_exe,
     )?;
     let status = Command::new("openssl")
         .args([
@@ -543,7 +560,7 @@ fn tls(pairs: &[(String, PathBuf, PathBuf)], scratch: &Path, file: &BenchFile) -
     println!(
         "\nTLS client against tests/bench/tls_server.c on loopback (the machine's OpenSSL; P-256 certificate, TLS 1.3, {} MiB per bulk run; {})",
         file.tls_bulk_mib,
-        match tls_cpus() {
+        match pair.cpus {
             Some((client, server)) => format!("client on CPU {client}, server on CPU {server}"),
             None => "one CPU: client and server share it".to_string(),
         }
@@ -563,10 +580,10 @@ fn tls(pairs: &[(String, PathBuf, PathBuf)], scratch: &Path, file: &BenchFile) -
         // Handshake CPU: the lowest of the rounds; bulk: the best rate.
         let port = free_port()?;
         let handshakes = {
-            let _s = tls_server(&server_exe, &dir, port, "TLS_AES_128_GCM_SHA256", 0)?;
+            let _s = pair.server(port, "TLS_AES_128_GCM_SHA256", 0)?;
             // (CPU ms, the OpenSSL the interpreter reports)
             let cpu = |exe: &Path| -> Result<(f64, String)> {
-                let v = tls_client(exe, port, &dir, &["handshake", "300"])?;
+                let v = pair.client(exe, port, &["handshake", "300"])?;
                 let ms = v["handshake_cpu_ms"]
                     .as_f64()
                     .context("no handshake_cpu_ms")?;
@@ -580,10 +597,10 @@ fn tls(pairs: &[(String, PathBuf, PathBuf)], scratch: &Path, file: &BenchFile) -
         let mut bulk: Vec<[Bulk; 2]> = Vec::new();
         for suite in ["TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256"] {
             let port = free_port()?;
-            let server = tls_server(&server_exe, &dir, port, suite, file.tls_bulk_mib)?;
+            let server = pair.server(port, suite, file.tls_bulk_mib)?;
             let run = |exe: &Path| -> Result<Bulk> {
                 let before = cpu_seconds(server.0.id());
-                let v = tls_client(exe, port, &dir, &["bulk", "big"])?;
+                let v = pair.client(exe, port, &["bulk", "big"])?;
                 let mb_s = v["bulk_mb_s"].as_f64().context("no bulk_mb_s")?;
                 let mb = v["bytes"].as_f64().context("no bytes")? / 1e6;
                 let server_cpu = cpu_seconds(server.0.id()).zip(before).map(|(a, b)| a - b);

@@ -499,12 +499,8 @@ fn is_packaged(a: &Artifact, build_key: &str, packaging: &crate::recipes::Packag
         crate::manifest::Manifest::read_beside(archive).is_ok_and(|m| {
             m.build_key == build_key
                 && m.id.tlsforge_package_revision == package::PACKAGE_REVISION
-                && m.flavour.is_some_and(|f| {
-                    packaging
-                        .flavour
-                        .iter()
-                        .any(|now| now.name == flavour && *now == f)
-                })
+                && m.flavour
+                    .is_some_and(|f| f.name == flavour && packaging.flavour.contains(&f))
         })
     };
     let zst_there =
