@@ -439,7 +439,12 @@ pub fn configure_command(
         .env("CC", &compilers.cpython_cc)
         .env("CFLAGS", cflags(inputs, rewrites)?)
         .env("CPPFLAGS", format!("-I{}/include", deps.prefix.display()))
-        .env("LDFLAGS", ldflags(tc, deps, cache)?)
+        .env(
+            "LDFLAGS",
+            [ldflags(tc, deps, cache)?, plan.link_flags().join(" ")]
+                .join(" ")
+                .trim(),
+        )
         // configure sees only our .pc files, with static link lines.
         .env("PKG_CONFIG", deps.pkg_config())
         .env("PKG_CONFIG_LIBDIR", deps.prefix.join("lib/pkgconfig"))

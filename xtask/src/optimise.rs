@@ -40,6 +40,8 @@ pub struct Plan<'a> {
 /// The ThinLTO flag both compile and link take (clang).
 const LTO_FLAG: &str = "-flto=thin";
 const PGO_GEN_FLAG: &str = "-fprofile-instr-generate";
+/// CPython's OPT level, for the link that does LTO's optimisation.
+const LTO_LINK_OPT_LEVEL: &str = "-O3";
 
 /// Flags of our optimised build that must not reach users' extension
 /// builds: 2.7 records make's EXTRA_CFLAGS in sysconfig's CFLAGS, and a
@@ -96,6 +98,7 @@ pub fn plan<'a>(
     }
     if lto {
         flags.push(LTO_FLAG.to_string());
+        flags.push(format!("{LTO_LINK_OPT_LEVEL} (link)"));
     }
     Ok(Plan {
         summary: Optimisation {
@@ -161,6 +164,18 @@ impl Plan<'_> {
             configure
                 .arg("--with-lto=thin")
                 .env("LLVM_AR", on_path(&compilers.ar));
+        }
+    }
+
+    /// Flags for every link (LDFLAGS). With LTO the code is optimised at
+    /// the link, at the link's -O level: without one, zig hands lld no
+    /// --lto-O and lld's default is 2, so CPython's -O3 stopped at the
+    /// compile step. (With -O3 zig also passes --gc-sections.)
+    pub fn link_flags(&self) -> Vec<&'static str> {
+        if self.summary.lto {
+            vec![LTO_LINK_OPT_LEVEL]
+        } else {
+            vec![]
         }
     }
 
@@ -298,6 +313,27 @@ pub fn without_optimisation_level(flags: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plan_with_lto(lto: bool) -> Plan<'static> {
+        Plan {
+            summary: Optimisation {
+                profile: "t".into(),
+                pgo: false,
+                lto,
+                notes: vec![],
+                flags: vec![],
+                training_task: None,
+            },
+            pgo_tools: None,
+            python2: false,
+        }
+    }
+
+    #[test]
+    fn an_lto_link_optimises_at_cpythons_level() {
+        assert_eq!(plan_with_lto(true).link_flags(), ["-O3"]);
+        assert!(plan_with_lto(false).link_flags().is_empty());
+    }
 
     #[test]
     fn cpython_keeps_its_own_optimisation_level() {
