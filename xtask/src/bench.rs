@@ -185,7 +185,7 @@ fn geometric_mean(xs: &[f64]) -> f64 {
 }
 
 /// `only`: "pyperformance" or "tls" runs that part alone.
-pub fn run(opts: &Options, only: Option<&str>) -> Result<()> {
+pub fn run(opts: &Options, only: Option<&str>, against: &[PathBuf]) -> Result<()> {
     let file: BenchFile = toml::from_str(&fs::read_to_string(
         workspace_root().join("recipes/bench.toml"),
     )?)?;
@@ -195,10 +195,18 @@ pub fn run(opts: &Options, only: Option<&str>) -> Result<()> {
         ..opts.clone()
     })?;
     let scratch = tempfile::tempdir()?;
+    let against = against
+        .iter()
+        .map(|p| Ok((series_of(p)?, p.clone())))
+        .collect::<Result<Vec<_>>>()?;
     let mut pairs = Vec::new();
     for a in &built {
         let series: String = a.version.split('.').take(2).collect::<Vec<_>>().join(".");
-        let Some(stock) = crate::regrtest::stock_interpreter(&series) else {
+        let chosen = against
+            .iter()
+            .find(|(s, _)| *s == series)
+            .map(|(_, p)| p.clone());
+        let Some(stock) = chosen.or_else(|| crate::regrtest::stock_interpreter(&series)) else {
             println!(
                 "CPython {}: no stock {series} on this machine to compare with",
                 a.version
@@ -282,6 +290,23 @@ pub fn run(opts: &Options, only: Option<&str>) -> Result<()> {
         scratch.path(),
         &file,
     )
+}
+
+/// The `major.minor` an interpreter reports (`--against` must name one of
+/// a version that was built).
+fn series_of(python: &Path) -> Result<String> {
+    let out = Command::new(python)
+        .args(["-c", "import sys; sys.stdout.write('%d.%d' % sys.version_info[:2])"])
+        .output()
+        .with_context(|| format!("--against {}: cannot start it", python.display()))?;
+    if !out.status.success() || out.stdout.is_empty() {
+        bail!(
+            "--against {}: not a Python interpreter ({})",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
 }
 
 /// The AEAD ciphers of TLS 1.3 alone (tests/bench/aead_speed.c, 16 KiB
@@ -688,19 +713,24 @@ mod tests {
     }
 
     /// A process's CPU time grows while it computes; a pid that does not
-    /// exist has none.
+    /// exist has none. (It spins until 0.1 s of CPU is counted rather than
+    /// for a fixed wall time: on a machine busy with a build, 200 ms of
+    /// wall time gave this thread 20 ms of CPU.)
     #[test]
     fn cpu_seconds_counts_a_busy_process() {
         let me = std::process::id();
         let before = cpu_seconds(me).unwrap();
         let start = std::time::Instant::now();
         let mut x = 0u64;
-        while start.elapsed().as_millis() < 200 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        let mut used = 0.0;
+        while used < 0.1 && start.elapsed().as_secs() < 20 {
+            for _ in 0..1_000_000 {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            }
+            used = cpu_seconds(me).unwrap() - before;
         }
         std::hint::black_box(x);
-        let used = cpu_seconds(me).unwrap() - before;
-        assert!(used >= 0.1, "{used}");
+        assert!(used >= 0.1, "{used} s of CPU counted in 20 s of spinning");
         assert!(cpu_seconds(u32::MAX).is_none());
     }
 
@@ -718,6 +748,17 @@ mod tests {
             line.split_whitespace().last(),
             Some(cpu.to_string().as_str())
         );
+    }
+
+    #[test]
+    fn an_against_interpreter_is_known_by_its_minor_version() {
+        let series = series_of(Path::new("python3")).unwrap();
+        let (major, minor) = series.split_once('.').unwrap();
+        assert_eq!(major, "3");
+        assert!(minor.parse::<u32>().is_ok(), "{series}");
+        let err = series_of(Path::new("true")).unwrap_err().to_string();
+        assert!(err.contains("--against true: not a Python"), "{err}");
+        assert!(series_of(Path::new("/nonexistent/python")).is_err());
     }
 
     #[test]

@@ -159,6 +159,11 @@ enum Cmd {
         /// Run one part only: `pyperformance` or `tls`.
         #[arg(long, value_parser = ["pyperformance", "tls"])]
         only: Option<String>,
+        /// Compare with this interpreter instead of the stock one of its
+        /// minor version (an A/B of two builds: e.g. an earlier build's
+        /// bin/python3 from the cache or an unpacked archive). Repeatable.
+        #[arg(long, value_name = "PYTHON")]
+        against: Vec<std::path::PathBuf>,
     },
     /// Look after the cache: sizes, and removing what the current tree does not use.
     Cache {
@@ -261,7 +266,11 @@ fn run(cli: Cli) -> Result<()> {
                 regrtest::Scope::Tls
             },
         ),
-        Cmd::Bench { select, only } => bench::run(&select.options(true), only.as_deref()),
+        Cmd::Bench {
+            select,
+            only,
+            against,
+        } => bench::run(&select.options(true), only.as_deref(), &against),
         Cmd::Cache { action } => {
             let c = util::Cache::from_env()?;
             match action {
