@@ -296,7 +296,10 @@ pub fn run(opts: &Options, only: Option<&str>, against: &[PathBuf]) -> Result<()
 /// a version that was built).
 fn series_of(python: &Path) -> Result<String> {
     let out = Command::new(python)
-        .args(["-c", "import sys; sys.stdout.write('%d.%d' % sys.version_info[:2])"])
+        .args([
+            "-c",
+            "import sys; sys.stdout.write('%d.%d' % sys.version_info[:2])",
+        ])
         .output()
         .with_context(|| format!("--against {}: cannot start it", python.display()))?;
     if !out.status.success() || out.stdout.is_empty() {
