@@ -295,21 +295,17 @@ pub fn run(opts: &Options, only: Option<&str>, against: &[PathBuf]) -> Result<()
 /// The `major.minor` an interpreter reports (`--against` must name one of
 /// a version that was built).
 fn series_of(python: &Path) -> Result<String> {
-    let out = Command::new(python)
-        .args([
+    let series = crate::util::stdout_of(
+        Command::new(python).args([
             "-c",
             "import sys; sys.stdout.write('%d.%d' % sys.version_info[:2])",
-        ])
-        .output()
-        .with_context(|| format!("--against {}: cannot start it", python.display()))?;
-    if !out.status.success() || out.stdout.is_empty() {
-        bail!(
-            "--against {}: not a Python interpreter ({})",
-            python.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        ]),
+        &format!("--against {}", python.display()),
+    )?;
+    if series.is_empty() {
+        bail!("--against {}: not a Python interpreter", python.display());
     }
-    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    Ok(series)
 }
 
 /// The AEAD ciphers of TLS 1.3 alone (tests/bench/aead_speed.c, 16 KiB
