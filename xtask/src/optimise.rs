@@ -34,14 +34,14 @@ pub struct Optimisation {
 pub struct Plan<'a> {
     pub summary: Optimisation,
     pub pgo_tools: Option<&'a PgoTools>,
+    /// The profile's LTO link flags, or none without LTO.
+    lto_link_flags: Vec<String>,
     python2: bool,
 }
 
 /// The ThinLTO flag both compile and link take (clang).
 const LTO_FLAG: &str = "-flto=thin";
 const PGO_GEN_FLAG: &str = "-fprofile-instr-generate";
-/// CPython's OPT level, for the link that does LTO's optimisation.
-const LTO_LINK_OPT_LEVEL: &str = "-O3";
 
 /// Flags of our optimised build that must not reach users' extension
 /// builds: 2.7 records make's EXTRA_CFLAGS in sysconfig's CFLAGS, and a
@@ -98,7 +98,7 @@ pub fn plan<'a>(
     }
     if lto {
         flags.push(LTO_FLAG.to_string());
-        flags.push(format!("{LTO_LINK_OPT_LEVEL} (link)"));
+        flags.extend(profile.lto_link_flags.iter().map(|f| format!("{f} (link)")));
     }
     Ok(Plan {
         summary: Optimisation {
@@ -112,6 +112,11 @@ pub fn plan<'a>(
                 .map(str::to_string),
         },
         pgo_tools,
+        lto_link_flags: if lto {
+            profile.lto_link_flags.clone()
+        } else {
+            vec![]
+        },
         python2,
     })
 }
@@ -167,16 +172,10 @@ impl Plan<'_> {
         }
     }
 
-    /// Flags for every link (LDFLAGS). With LTO the code is optimised at
-    /// the link, at the link's -O level: without one, zig hands lld no
-    /// --lto-O and lld's default is 2, so CPython's -O3 stopped at the
-    /// compile step. (With -O3 zig also passes --gc-sections.)
-    pub fn link_flags(&self) -> Vec<&'static str> {
-        if self.summary.lto {
-            vec![LTO_LINK_OPT_LEVEL]
-        } else {
-            vec![]
-        }
+    /// Flags for every link (LDFLAGS): the profile's `lto_link_flags`
+    /// when LTO is on (ThinLTO optimises at the link's -O level).
+    pub fn link_flags(&self) -> &[String] {
+        &self.lto_link_flags
     }
 
     /// Variables for every make command line (sub-makes inherit them).
@@ -314,25 +313,29 @@ pub fn without_optimisation_level(flags: &[String]) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn plan_with_lto(lto: bool) -> Plan<'static> {
-        Plan {
-            summary: Optimisation {
-                profile: "t".into(),
-                pgo: false,
-                lto,
-                notes: vec![],
-                flags: vec![],
-                training_task: None,
-            },
-            pgo_tools: None,
-            python2: false,
-        }
-    }
-
+    /// The release profile (without PGO, which would look for LLVM's
+    /// tools) and quick, on the Linux toolchain, which has LTO's tools.
     #[test]
     fn an_lto_link_optimises_at_cpythons_level() {
-        assert_eq!(plan_with_lto(true).link_flags(), ["-O3"]);
-        assert!(plan_with_lto(false).link_flags().is_empty());
+        let recipes = crate::recipes::Recipes::load().unwrap();
+        let tc = recipes.toolchain(Some("x86_64-unknown-linux-gnu")).unwrap();
+        let compilers = Compilers {
+            cc: "cc".into(),
+            cpython_cc: "cc".into(),
+            cxx: None,
+            ar: "ar".into(),
+            ranlib: "ranlib".into(),
+            key: "test".into(),
+        };
+        let mut release = recipes.profile(Some("release")).unwrap().clone();
+        release.pgo = false;
+        let lto = plan(&release, tc, &compilers, false).unwrap();
+        assert_eq!(lto.link_flags(), ["-O3"]);
+        let quick = recipes.profile(Some("quick")).unwrap();
+        assert!(plan(quick, tc, &compilers, false)
+            .unwrap()
+            .link_flags()
+            .is_empty());
     }
 
     #[test]

@@ -392,6 +392,9 @@ pub struct Profile {
     pub description: String,
     pub pgo: bool,
     pub lto: bool,
+    /// Added to every link when LTO is on (LDFLAGS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lto_link_flags: Vec<String>,
     /// The training run's arguments to the instrumented interpreter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile_task: Option<String>,
