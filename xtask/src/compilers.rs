@@ -26,9 +26,34 @@ pub struct Compilers {
     /// Identifies the compiler in cache keys. For a system compiler it is
     /// the toolchain's `cc`; for zig, the pinned wheels and the wrapper text.
     pub key: String,
+    /// `[cpython_gcc]`: the series it names, and the gcc wrapper for them.
+    pub gcc_route: Option<(Vec<String>, CpythonCc)>,
+}
+
+/// The C compiler of one CPython build.
+#[derive(Clone)]
+pub struct CpythonCc {
+    pub name: String,
+    /// The machine's gcc at zig's C library floor (gcc_floor.rs): PGO and
+    /// LTO are gcc's own rather than clang's.
+    pub gcc_floor: bool,
+    /// Identifies the compiler in the build's cache key.
+    pub key: String,
 }
 
 impl Compilers {
+    /// The compiler for CPython `series` (`2.7`).
+    pub fn for_cpython(&self, series: &str) -> CpythonCc {
+        match &self.gcc_route {
+            Some((pythons, gcc)) if pythons.iter().any(|p| p == series) => gcc.clone(),
+            _ => CpythonCc {
+                name: self.cpython_cc.clone(),
+                gcc_floor: false,
+                key: self.key.clone(),
+            },
+        }
+    }
+
     pub fn for_toolchain(tc: &Toolchain, cache: &Cache) -> Result<Compilers> {
         // zig stands in for a compiler this machine lacks (macOS from
         // Linux), or is the compiler everywhere when the target's C library
@@ -56,13 +81,14 @@ impl Compilers {
             ar,
             ranlib,
             key: tc.cc.clone(),
+            gcc_route: None,
         })
     }
 }
 
 /// Writes `path` only when its text changed (keeps mtimes of unchanged
 /// wrappers, so makefiles that depend on $CC do not rebuild).
-fn write_executable(path: &Path, text: &str) -> Result<()> {
+pub fn write_executable(path: &Path, text: &str) -> Result<()> {
     if fs::read_to_string(path).ok().as_deref() == Some(text) {
         return Ok(());
     }
@@ -121,6 +147,21 @@ fn zig_compilers(tc: &Toolchain, target: &str, cache: &Cache) -> Result<Compiler
         names.push(name);
     }
     prepend_to_path(&bin)?;
+    // (gcc compiles for the host: only a target that runs here)
+    let gcc_route = match &tc.cpython_gcc {
+        Some(route) if tc.runs_here() => {
+            let (name, key) = crate::gcc_floor::wrapper(tc, &names[0], &bin, cache)?;
+            Some((
+                route.pythons.clone(),
+                CpythonCc {
+                    name,
+                    gcc_floor: true,
+                    key,
+                },
+            ))
+        }
+        _ => None,
+    };
     let key = KeyBuilder::new("zig")
         .add("requirements", fs::read(&requirements)?)
         .add("wrapper", &template)
@@ -134,6 +175,7 @@ fn zig_compilers(tc: &Toolchain, target: &str, cache: &Cache) -> Result<Compiler
         ar: names[2].clone(),
         ranlib: names[3].clone(),
         key: format!("zig {target} {key} {}", names[0]),
+        gcc_route,
     })
 }
 

@@ -105,15 +105,39 @@ fn strips_after_install(tc: &Toolchain) -> bool {
 }
 
 /// Debug info out of every ELF executable and shared object (it names the
-/// build's directories); the symbol table stays.
-fn strip_debug_info(root: &Path) -> Result<()> {
-    let files: Vec<PathBuf> = crate::validate::elf_files(root)?
+/// build's directories); the symbol table stays. With `gcc_archives`, also
+/// out of the static libraries and python.o of a gcc LTO build, with their
+/// LTO sections: gcc-version-specific IR beside the machine code, which
+/// would double libpythonX.Y.a (users' links take the machine code).
+fn strip_debug_info(root: &Path, gcc_archives: bool) -> Result<()> {
+    let link_input = |p: &Path| p.extension().is_some_and(|e| e == "o" || e == "a");
+    let mut files: Vec<PathBuf> = crate::validate::elf_files(root)?
         .into_iter()
-        .filter(|p| !p.extension().is_some_and(|e| e == "o" || e == "a"))
+        .filter(|p| !link_input(p))
         .collect();
+    if gcc_archives {
+        files.extend(
+            crate::util::files_under(root, false)?
+                .into_iter()
+                .filter(|p| {
+                    link_input(p)
+                        && crate::util::file_starts_with(p, |h| {
+                            h.starts_with(b"!<arch>\n") || h.starts_with(b"\x7fELF")
+                        })
+                }),
+        );
+    }
     crate::util::par_map(&files, |path| {
         let out = Command::new("objcopy")
             .arg("--strip-debug")
+            .args(if link_input(path) {
+                &[
+                    "--remove-section=.gnu.lto_*",
+                    "--remove-section=.gnu.debuglto_*",
+                ][..]
+            } else {
+                &[]
+            })
             .arg(path)
             .output()
             .context("running objcopy (binutils)")?;
@@ -173,6 +197,29 @@ pub struct Inputs<'a> {
     pub prefix: String,
 }
 
+impl Inputs<'_> {
+    /// The C compiler for this CPython (zig's clang, or gcc at the same
+    /// floor for the series `[cpython_gcc]` names).
+    pub fn cc(&self) -> crate::compilers::CpythonCc {
+        self.compilers.for_cpython(&self.recipe.series)
+    }
+
+    /// `[cpython_gcc]`'s build-only flags when gcc compiles this CPython
+    /// (with its libraries, for the link).
+    fn route_flags(&self, link: bool) -> String {
+        match &self.tc.cpython_gcc {
+            Some(route) if self.cc().gcc_floor => {
+                let mut flags = route.build_flags.clone();
+                if link {
+                    flags.extend(route.link_libraries.iter().cloned());
+                }
+                flags.join(" ")
+            }
+            _ => String::new(),
+        }
+    }
+}
+
 pub fn build(
     inputs: &Inputs,
     tree: &Tree,
@@ -184,7 +231,7 @@ pub fn build(
         cache, recipe, tc, ..
     } = *inputs;
     let prefix = inputs.prefix.clone();
-    let plan = crate::optimise::plan(profile, tc, inputs.compilers, recipe.is_python2())?;
+    let plan = crate::optimise::plan(profile, tc, &inputs.cc(), recipe.is_python2())?;
     let key = build_key(inputs, tree, &plan, profile)?;
     let dir = cache
         .dir("cpython")?
@@ -275,6 +322,7 @@ fn build_key(
         .add("openssl", &inputs.openssl.key)
         .add("deps", &inputs.deps.key)
         .add("toolchain", tc.build_key_text()?)
+        .add("cc", inputs.cc().key)
         .add("prefix", &inputs.prefix)
         .add("optimisation", serde_json::to_string(&plan.summary)?)
         .add("profile", serde_json::to_string(profile)?)
@@ -358,7 +406,7 @@ fn post_install(
 ) -> Result<()> {
     let (recipe, tc) = (inputs.recipe, inputs.tc);
     if strips_after_install(tc) {
-        strip_debug_info(staged_root)?;
+        strip_debug_info(staged_root, inputs.cc().gcc_floor)?;
     }
     link_duplicate_static_library(staged_root)?;
     let config_for_users = crate::sysconfig::for_users(
@@ -394,6 +442,7 @@ fn cflags(inputs: &Inputs, rewrites: &[(String, String)]) -> Result<String> {
             String::new()
         },
         prefix_map_flags(rewrites),
+        inputs.route_flags(false),
     ]
     .join(" ")
     // (empty parts must not leave runs of spaces: they are recorded in
@@ -431,25 +480,34 @@ pub fn configure_command(
         src.join("Modules/Setup.local"),
         setup_local(openssl, deps, tc)?,
     )?;
+    let cc = inputs.cc().name;
     let mut configure = Command::new("./configure");
     configure
         .current_dir(src)
         .arg(format!("--prefix={prefix}"))
         .arg("--with-ensurepip=no")
-        .env("CC", &compilers.cpython_cc)
+        .env("CC", &cc)
         .env("CFLAGS", cflags(inputs, rewrites)?)
         .env("CPPFLAGS", format!("-I{}/include", deps.prefix.display()))
         .env(
             "LDFLAGS",
-            [ldflags(tc, deps, cache)?, plan.link_flags().join(" ")]
-                .join(" ")
-                .trim(),
+            [
+                inputs.route_flags(true),
+                ldflags(tc, deps, cache)?,
+                plan.link_flags().join(" "),
+            ]
+            .join(" ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
         )
         // configure sees only our .pc files, with static link lines.
         .env("PKG_CONFIG", deps.pkg_config())
         .env("PKG_CONFIG_LIBDIR", deps.prefix.join("lib/pkgconfig"))
         .env("PKG_CONFIG_PATH", "");
-    if let Some(cxx) = &compilers.cxx {
+    // (gcc's LTO objects want binutils' ar and ranlib, which configure
+    // finds; they index the objects through gcc's linker plugin)
+    if let (Some(cxx), false) = (&compilers.cxx, inputs.cc().gcc_floor) {
         configure
             .env("CXX", cxx)
             .env("AR", &compilers.ar)
@@ -457,7 +515,7 @@ pub fn configure_command(
     }
     for (name, value) in &tc.configure_env {
         let value = value
-            .replace("{cc}", &compilers.cpython_cc)
+            .replace("{cc}", &cc)
             .replace("{cxx}", compilers.cxx.as_deref().unwrap_or("c++"));
         configure.env(name, value);
     }
@@ -497,7 +555,7 @@ pub fn configure_command(
         // interpreter when asked (a static binary cannot dlopen).
         configure.env("MODULE_BUILDTYPE", "static");
     }
-    plan.configure(&mut configure, compilers);
+    plan.configure(&mut configure, &compilers.ar);
     configure.args(PINNED_CONFIGURE_ANSWERS);
     configure.args(&tc.cpython_configure);
     configure.args(&recipe.configure);

@@ -65,13 +65,14 @@ pub fn run(opts: &Options, req: &Request) -> Result<()> {
         prefix: recipes.packaging.install_prefix(&recipe.version),
     };
     let profile = recipes.profile(Some(DEV_PROFILE))?;
-    let plan = crate::optimise::plan(profile, tc, &target.compilers, recipe.is_python2())?;
+    let plan = crate::optimise::plan(profile, tc, &inputs.cc(), recipe.is_python2())?;
     let key = KeyBuilder::new("dev-tree")
         .add("tarball", &recipe.source.sha256)
         .add("configure", recipe.configure.join(" "))
         .add("openssl", &target.openssl.key)
         .add("deps", &target.deps.key)
         .add("toolchain", tc.build_key_text()?)
+        .add("cc", inputs.cc().key)
         .add("optimisation", serde_json::to_string(&plan.summary)?)
         .finish();
     let dir = cache.dir("dev")?.join(format!("{v}-{}-{key}", tc.triple));

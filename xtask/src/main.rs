@@ -15,6 +15,7 @@ mod deps;
 mod dev;
 mod extract;
 mod fetch;
+mod gcc_floor;
 mod hide;
 mod macho;
 mod manifest;

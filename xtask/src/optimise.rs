@@ -11,7 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::compilers::Compilers;
+use crate::compilers::CpythonCc;
 use crate::recipes::{PgoTools, Profile, Toolchain};
 
 /// What a build asked for and what it got; recorded in the manifest.
@@ -33,7 +33,10 @@ pub struct Optimisation {
 /// The plan for one build: the recorded summary plus the tools PGO needs.
 pub struct Plan<'a> {
     pub summary: Optimisation,
+    /// clang's PGO: the LLVM tools of the compiler's release.
     pub pgo_tools: Option<&'a PgoTools>,
+    /// gcc's own PGO and LTO (gcc_floor.rs) instead of clang's.
+    gcc: bool,
     /// The profile's LTO link flags, or none without LTO.
     lto_link_flags: Vec<String>,
     python2: bool,
@@ -42,6 +45,11 @@ pub struct Plan<'a> {
 /// The ThinLTO flag both compile and link take (clang).
 const LTO_FLAG: &str = "-flto=thin";
 const PGO_GEN_FLAG: &str = "-fprofile-instr-generate";
+/// gcc's: counters into `<object>.gcda` beside each object file, then the
+/// build from them (-fprofile-correction: the training's threads update
+/// counters without locks).
+const GCC_PGO_GEN_FLAG: &str = "-fprofile-generate";
+const GCC_PGO_USE_FLAGS: &str = "-fprofile-use -fprofile-correction";
 
 /// Flags of our optimised build that must not reach users' extension
 /// builds: 2.7 records make's EXTRA_CFLAGS in sysconfig's CFLAGS, and a
@@ -53,12 +61,15 @@ pub const BUILD_ONLY_FLAG_PREFIXES: &[&str] = &["-fprofile-instr-use="];
 pub fn plan<'a>(
     profile: &Profile,
     tc: &'a Toolchain,
-    compilers: &Compilers,
+    cc: &CpythonCc,
     python2: bool,
 ) -> Result<Plan<'a>> {
+    if cc.gcc_floor {
+        return Ok(gcc_plan(profile, tc, python2));
+    }
     let mut notes = Vec::new();
     // Both need clang's tools of the compiler's LLVM release, which a
-    // toolchain names in [pgo]; gcc-based toolchains have none yet.
+    // toolchain names in [pgo]; the system gcc toolchains (musl) have none.
     let tools = tc.pgo.as_ref();
     if (profile.pgo || profile.lto) && tools.is_none() {
         notes.push(format!(
@@ -86,7 +97,7 @@ pub fn plan<'a>(
                 .map(|(c, p)| (c.as_str(), p.as_str()))
                 .collect();
             crate::prereqs::ensure(&packages)?;
-            check_llvm_release(&compilers.cpython_cc, t, &tc.triple)?;
+            check_llvm_release(&cc.name, t, &tc.triple)?;
             pgo_tools = Some(t);
         }
     }
@@ -112,6 +123,7 @@ pub fn plan<'a>(
                 .map(str::to_string),
         },
         pgo_tools,
+        gcc: false,
         lto_link_flags: if lto {
             profile.lto_link_flags.clone()
         } else {
@@ -119,6 +131,63 @@ pub fn plan<'a>(
         },
         python2,
     })
+}
+
+/// gcc's PGO needs nothing beside gcc (libgcov is gcc's own) and its LTO
+/// runs in gcc's driver with the linker plugin; CPython's configure and
+/// Makefile know both (`--with-lto`: `-flto -fuse-linker-plugin
+/// -ffat-lto-objects`). 2.7's LTO flags ride on its PGO make targets only.
+fn gcc_plan<'a>(profile: &Profile, tc: &'a Toolchain, python2: bool) -> Plan<'a> {
+    let mut notes = Vec::new();
+    let mut pgo = profile.pgo;
+    if pgo && !tc.runs_here() {
+        pgo = false;
+        notes.push(format!(
+            "no PGO: the training run needs a {} machine",
+            tc.triple
+        ));
+    } else if pgo && profile.profile_task(python2).is_none() {
+        pgo = false;
+        notes.push(format!(
+            "no PGO: profile {} names no training task for this version",
+            profile.name
+        ));
+    }
+    let mut lto = profile.lto;
+    if lto && python2 && !pgo {
+        lto = false;
+        notes.push("no LTO: 2.7's Makefile applies gcc's LTO flags in its PGO build only".into());
+    }
+    let mut flags = Vec::new();
+    if pgo {
+        flags.push(GCC_PGO_GEN_FLAG.to_string());
+        flags.push(GCC_PGO_USE_FLAGS.to_string());
+    }
+    if lto {
+        flags.push("--with-lto (gcc: -flto -fuse-linker-plugin -ffat-lto-objects)".into());
+        flags.extend(profile.lto_link_flags.iter().map(|f| format!("{f} (link)")));
+    }
+    Plan {
+        summary: Optimisation {
+            profile: profile.name.clone(),
+            pgo,
+            lto,
+            notes,
+            flags,
+            training_task: profile
+                .profile_task(python2)
+                .filter(|_| pgo)
+                .map(str::to_string),
+        },
+        pgo_tools: None,
+        gcc: true,
+        lto_link_flags: if lto {
+            profile.lto_link_flags.clone()
+        } else {
+            vec![]
+        },
+        python2,
+    }
 }
 
 /// The raw profile format changes between LLVM releases: the profile
@@ -152,7 +221,16 @@ fn check_llvm_release(cc: &str, tools: &PgoTools, triple: &str) -> Result<()> {
 
 impl Plan<'_> {
     /// configure arguments and environment for this plan.
-    pub fn configure(&self, configure: &mut Command, compilers: &Compilers) {
+    pub fn configure(&self, configure: &mut Command, ar: &str) {
+        if self.gcc {
+            if self.summary.pgo && !self.python2 {
+                configure.arg("--enable-optimizations");
+            }
+            if self.summary.lto {
+                configure.arg("--with-lto");
+            }
+            return;
+        }
         if self.python2 {
             // (2.7's configure knows PGO and LTO only for a CC named
             // *clang*/*gcc*; the make variables below carry them)
@@ -166,9 +244,7 @@ impl Plan<'_> {
         if self.summary.lto {
             // (configure wants llvm-ar as an executable path; sysconfig's
             // rules turn the wrapper's path into `ar` for users)
-            configure
-                .arg("--with-lto=thin")
-                .env("LLVM_AR", on_path(&compilers.ar));
+            configure.arg("--with-lto=thin").env("LLVM_AR", on_path(ar));
         }
     }
 
@@ -181,6 +257,10 @@ impl Plan<'_> {
     /// Variables for every make command line (sub-makes inherit them).
     pub fn make_vars(&self, pgo_dir: &Path) -> Vec<String> {
         let mut vars = Vec::new();
+        if self.gcc && self.summary.pgo {
+            vars.push(format!("PGO_PROF_GEN_FLAG={GCC_PGO_GEN_FLAG}"));
+            vars.push(format!("PGO_PROF_USE_FLAG={GCC_PGO_USE_FLAGS}"));
+        }
         if let Some(t) = self.pgo_tools {
             vars.push(format!("PGO_PROF_GEN_FLAG={PGO_GEN_FLAG}"));
             vars.push(format!(
@@ -197,7 +277,7 @@ impl Plan<'_> {
             ));
             vars.push("LLVM_PROF_ERR=no".to_string());
         }
-        if self.summary.lto && self.python2 {
+        if self.summary.lto && self.python2 && !self.gcc {
             vars.push(format!("EXTRA_CFLAGS={LTO_FLAG}"));
         }
         vars
@@ -207,7 +287,7 @@ impl Plan<'_> {
     /// `make` without PGO; with it, the instrumented build, the training
     /// run (not a make target) and the build from the profile.
     pub fn steps(&self) -> Vec<Step> {
-        match (self.pgo_tools.is_some(), self.python2) {
+        match (self.summary.pgo, self.python2) {
             (false, _) => vec![Step::Make("make", vec![])],
             (true, true) => vec![
                 Step::Make("make (instrumented)", vec!["build_all_generate_profile"]),
@@ -229,7 +309,6 @@ impl Plan<'_> {
     /// Runs the instrumented interpreter on the training task, then merges
     /// its raw profiles; fails unless a non-empty profile results.
     pub fn train(&self, src: &Path, pgo_dir: &Path, log: &Path) -> Result<std::time::Duration> {
-        let tools = self.pgo_tools.context("internal: training without PGO")?;
         let task = self.summary.training_task.as_deref().unwrap_or_default();
         fs::create_dir_all(pgo_dir)?;
         let mut run = Command::new(src.join("python"));
@@ -244,6 +323,22 @@ impl Plan<'_> {
                 e.to_string().lines().next().unwrap_or("")
             );
         }
+        if self.gcc {
+            // (gcc's counters land beside the objects, merged at each exit)
+            let counted = crate::util::files_under(src, false)?
+                .iter()
+                .filter(|p| p.extension().is_some_and(|x| x == "gcda"))
+                .count();
+            if counted == 0 {
+                bail!(
+                    "the PGO training run wrote no .gcda counters under {}; see {}",
+                    src.display(),
+                    log.display()
+                );
+            }
+            return Ok(started.elapsed());
+        }
+        let tools = self.pgo_tools.context("internal: training without PGO")?;
         let raw: Vec<PathBuf> = fs::read_dir(pgo_dir)?
             .flatten()
             .map(|e| e.path())
@@ -319,23 +414,17 @@ mod tests {
     fn an_lto_link_optimises_at_cpythons_level() {
         let recipes = crate::recipes::Recipes::load().unwrap();
         let tc = recipes.toolchain(Some("x86_64-unknown-linux-gnu")).unwrap();
-        let compilers = Compilers {
-            cc: "cc".into(),
-            cpython_cc: "cc".into(),
-            cxx: None,
-            ar: "ar".into(),
-            ranlib: "ranlib".into(),
+        let cc = CpythonCc {
+            name: "cc".into(),
+            gcc_floor: false,
             key: "test".into(),
         };
         let mut release = recipes.profile(Some("release")).unwrap().clone();
         release.pgo = false;
-        let lto = plan(&release, tc, &compilers, false).unwrap();
+        let lto = plan(&release, tc, &cc, false).unwrap();
         assert_eq!(lto.link_flags(), ["-O3"]);
         let quick = recipes.profile(Some("quick")).unwrap();
-        assert!(plan(quick, tc, &compilers, false)
-            .unwrap()
-            .link_flags()
-            .is_empty());
+        assert!(plan(quick, tc, &cc, false).unwrap().link_flags().is_empty());
     }
 
     #[test]

@@ -358,6 +358,10 @@ pub struct Toolchain {
     /// What profile-guided optimisation needs beside the compiler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgo: Option<PgoTools>,
+    /// CPython series compiled by the machine's gcc for the same C
+    /// library floor (zig's headers and link stubs): `[cpython_gcc]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpython_gcc: Option<CpythonGcc>,
     /// How Debian, RPM and uv name this target (package metadata, not
     /// build inputs: `build_key_text` leaves them out). A target without a
     /// Debian/RPM name gets no .deb/.rpm.
@@ -382,6 +386,26 @@ pub struct PgoTools {
     /// (path, Debian package) installed when a build uses PGO.
     #[serde(default)]
     pub packages: Vec<(String, String)>,
+}
+
+/// `[cpython_gcc]` in a toolchain: the CPython series whose interpreter the
+/// machine's gcc compiles instead of zig's clang, still for zig's glibc
+/// floor (compilers.rs assembles the headers, start files and link stubs
+/// zig uses into a sysroot for gcc). PGO and LTO are then gcc's own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CpythonGcc {
+    /// Series (`2.7`) built this way; the others stay with zig.
+    pub pythons: Vec<String>,
+    /// Added to CPython's compile and link lines for this route only, and
+    /// kept out of the flags recorded for users' extension builds.
+    #[serde(default)]
+    pub build_flags: Vec<String>,
+    /// Libraries every link names, as zig's driver does on its own: the
+    /// extension modules then need libm/libdl themselves instead of
+    /// finding sqrt or dlopen only through the interpreter. (LDFLAGS of our
+    /// build only, like `build_flags`.)
+    #[serde(default)]
+    pub link_libraries: Vec<String>,
 }
 
 /// `recipes/profiles.toml`: how hard the compiler works on CPython.

@@ -27,10 +27,17 @@ pub struct Rules {
 impl Rules {
     /// `build_dirs`: the cache root, the build tree and their aliases.
     pub fn new(tc: &Toolchain, build_dirs: &[String]) -> Result<Rules> {
-        let renames = ["cc", "c++", "ar", "ranlib"]
-            .iter()
-            .map(|tool| (format!("{}-{tool}", tc.triple), tool.to_string()))
-            .collect();
+        // (`<triple>-gcc`: gcc_floor.rs's wrapper, the users' `cc` too)
+        let renames = [
+            ("cc", "cc"),
+            ("c++", "c++"),
+            ("ar", "ar"),
+            ("ranlib", "ranlib"),
+            ("gcc", "cc"),
+        ]
+        .iter()
+        .map(|(tool, to)| (format!("{}-{tool}", tc.triple), to.to_string()))
+        .collect();
         let mut drop_prefixes: Vec<String> = [
             "-ffile-prefix-map=",
             "-fdebug-prefix-map=",
@@ -53,6 +60,12 @@ impl Rules {
                 crate::optimise::BUILD_ONLY_FLAGS
                     .iter()
                     .map(|s| s.to_string()),
+            )
+            // (for the interpreter's link; a user's older gcc rejects them)
+            .chain(
+                tc.cpython_gcc
+                    .iter()
+                    .flat_map(|g| g.build_flags.iter().chain(&g.link_libraries).cloned()),
             )
             .collect();
         Ok(Rules {

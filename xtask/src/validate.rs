@@ -68,6 +68,36 @@ fn record_dynamic_linking(elf: &Elf, path: &Path, is_executable: bool, report: &
     }
 }
 
+/// No copy relocations where the build links against zig's glibc stubs
+/// (`max_glibc`): a copy relocation gives the executable its own copy of a
+/// libc data object, which works only if the link saw libc's aliases of it
+/// at one address, and the stubs have `environ` and `__environ` apart: the
+/// interpreter's `environ` was then never the one libc fills (gcc_floor.rs).
+fn check_copy_relocations(elf: &Elf, name: &str, tc: &Toolchain, report: &mut Report) {
+    use goblin::elf::reloc::{R_AARCH64_COPY, R_X86_64_COPY};
+    if tc.max_glibc.is_none() {
+        return;
+    }
+    let copy = match elf.header.e_machine {
+        header::EM_X86_64 => R_X86_64_COPY,
+        header::EM_AARCH64 => R_AARCH64_COPY,
+        _ => return,
+    };
+    for r in elf.dynrelas.iter().chain(elf.dynrels.iter()) {
+        if r.r_type == copy {
+            let sym = elf
+                .dynsyms
+                .get(r.r_sym)
+                .and_then(|s| elf.dynstrtab.get_at(s.st_name))
+                .unwrap_or("?");
+            report.violations.push(format!(
+                "{name}: copy relocation of {sym} (data read directly from a stub-linked \
+                 library; compile with -mno-direct-extern-access or as clang does)"
+            ));
+        }
+    }
+}
+
 /// Records the highest GLIBC_x.y version this file needs and, above the
 /// target's floor, names each symbol that needs it (a function newer than
 /// the floor that the build picked up anyway: the host cannot start it).
@@ -145,6 +175,7 @@ pub fn check_elf(
         || (tc.fully_static && path.parent().is_some_and(|p| p.ends_with("bin")));
     check_linking(&elf, path, tc, hidden, report);
     check_glibc_versions(&elf, &name, tc, report);
+    check_copy_relocations(&elf, &name, tc, report);
     record_dynamic_linking(&elf, path, is_executable, report);
     check_hardening(&elf, &name, is_executable, tc, report);
     check_protectors(&elf, &name, is_executable, tc, report);
@@ -721,15 +752,11 @@ mod tests {
         assert!(!v[0].contains("Py_provided"), "{v:?}");
     }
 
-    /// A binary linked against a glibc newer than the target's floor is
-    /// refused, naming the symbol and its version (here the machine's gcc,
-    /// whose glibc is at least 2.34: __libc_start_main@GLIBC_2.34).
-    #[test]
-    fn symbols_above_the_glibc_floor_are_named() {
-        let d = tempfile::tempdir().unwrap();
-        let c = d.path().join("p.c");
-        fs::write(&c, PROGRAM).unwrap();
-        let out = d.path().join("p");
+    /// `src` compiled by the machine's gcc with the hardening flags.
+    fn hardened_program(dir: &Path, name: &str, src: &str) -> PathBuf {
+        let c = dir.join(format!("{name}.c"));
+        fs::write(&c, src).unwrap();
+        let out = dir.join(name);
         let st = Command::new("gcc")
             .args(HARDENED)
             .arg(&c)
@@ -737,7 +764,17 @@ mod tests {
             .arg(&out)
             .status()
             .unwrap();
-        assert!(st.success());
+        assert!(st.success(), "gcc failed for {name}");
+        out
+    }
+
+    /// A binary linked against a glibc newer than the target's floor is
+    /// refused, naming the symbol and its version (here the machine's gcc,
+    /// whose glibc is at least 2.34: __libc_start_main@GLIBC_2.34).
+    #[test]
+    fn symbols_above_the_glibc_floor_are_named() {
+        let d = tempfile::tempdir().unwrap();
+        let out = hardened_program(d.path(), "p", PROGRAM);
         let mut tc = gnu_toolchain();
         tc.max_glibc = Some("2.17".into());
         let mut r = Report::default();
@@ -760,6 +797,35 @@ mod tests {
             "{:?}",
             r.violations
         );
+    }
+
+    /// gcc's PIE code reads `environ` directly (a copy relocation); at the
+    /// stubs' floor that is refused, and not without a floor.
+    #[test]
+    fn copy_relocations_are_refused_at_the_glibc_floor() {
+        let d = tempfile::tempdir().unwrap();
+        let out = hardened_program(
+            d.path(),
+            "env",
+            "extern char **environ;\nint main(void) { return environ[0] == 0; }\n",
+        );
+        let bytes = fs::read(&out).unwrap();
+        let mut tc = gnu_toolchain();
+        tc.max_glibc = Some("2.99".into());
+        let mut r = Report::default();
+        check_elf(&out, &bytes, &tc, &hidden(), &mut r).unwrap();
+        assert!(
+            // (against the real glibc the link may name the alias __environ)
+            r.violations
+                .iter()
+                .any(|v| v.contains("copy relocation of") && v.contains("environ")),
+            "{:?}",
+            r.violations
+        );
+        tc.max_glibc = None;
+        let mut r = Report::default();
+        check_elf(&out, &bytes, &tc, &hidden(), &mut r).unwrap();
+        assert!(!r.violations.iter().any(|v| v.contains("copy relocation")));
     }
 
     /// Compiles `src` with `flags` in `dir`; returns the violations found.
