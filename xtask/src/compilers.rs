@@ -147,10 +147,16 @@ fn zig_compilers(tc: &Toolchain, target: &str, cache: &Cache) -> Result<Compiler
         names.push(name);
     }
     prepend_to_path(&bin)?;
+    let key = KeyBuilder::new("zig")
+        .add("requirements", fs::read(&requirements)?)
+        .add("wrapper", &template)
+        .add("target", target)
+        .add("profile-runtime", profile_runtime)
+        .finish();
     // (gcc compiles for the host: only a target that runs here)
     let gcc_route = match &tc.cpython_gcc {
         Some(route) if tc.runs_here() => {
-            let (name, key) = crate::gcc_floor::wrapper(tc, &names[0], &bin, cache)?;
+            let (name, key) = crate::gcc_floor::wrapper(tc, &names[0], &key, &bin, cache)?;
             Some((
                 route.pythons.clone(),
                 CpythonCc {
@@ -162,12 +168,6 @@ fn zig_compilers(tc: &Toolchain, target: &str, cache: &Cache) -> Result<Compiler
         }
         _ => None,
     };
-    let key = KeyBuilder::new("zig")
-        .add("requirements", fs::read(&requirements)?)
-        .add("wrapper", &template)
-        .add("target", target)
-        .add("profile-runtime", profile_runtime)
-        .finish();
     Ok(Compilers {
         cc: names[0].clone(),
         cpython_cc: names[0].clone(),

@@ -209,10 +209,10 @@ impl Inputs<'_> {
     fn route_flags(&self, link: bool) -> String {
         match &self.tc.cpython_gcc {
             Some(route) if self.cc().gcc_floor => {
-                let mut flags = route.build_flags.clone();
-                if link {
-                    flags.extend(route.link_libraries.iter().cloned());
-                }
+                let flags: Vec<&str> = match link {
+                    true => route.build_only_flags().map(String::as_str).collect(),
+                    false => route.build_flags.iter().map(String::as_str).collect(),
+                };
                 flags.join(" ")
             }
             _ => String::new(),

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::recipes::Toolchain;
-use crate::util::{commit_dir, is_complete, mark_complete, Cache, KeyBuilder};
+use crate::util::{commit_dir, is_complete, lock_build, mark_complete, Cache, KeyBuilder};
 
 /// What zig hands its clang and its linker for the target.
 struct ZigLibc {
@@ -108,30 +108,25 @@ fn parse_command_lines(text: &str) -> Result<ZigLibc> {
     Ok(zig)
 }
 
-/// The directory gcc links from: zig's start file and stubs, the machine's
-/// crti.o/crtn.o (the _init/_fini frame, the same in every glibc), and a
-/// libc.so script naming the stubs as the machine's names glibc.
-fn link_dir(zig: &ZigLibc, root: &Path) -> Result<PathBuf> {
+/// The file of a floor directory that holds gcc's arguments, one a line.
+const GCC_ARGS: &str = "gcc-args";
+
+/// Fills `dir` with what gcc links from: zig's start file and stubs, the
+/// machine's crti.o/crtn.o (the _init/_fini frame, the same in every
+/// glibc), a libc.so script naming the stubs as the machine's names glibc,
+/// and the arguments that point gcc at them and at zig's headers.
+fn make_floor_dir(zig_cc: &str, dir: &Path) -> Result<()> {
+    let zig = ask_zig(zig_cc)?;
     let crti = gcc_file("crti.o")?;
     let crtn = gcc_file("crtn.o")?;
     let mut inputs: Vec<&Path> = vec![&zig.crt1, &zig.nonshared, &crti, &crtn];
     inputs.extend(zig.stubs.iter().map(PathBuf::as_path));
-    let mut key = KeyBuilder::new("gcc-floor");
-    for p in &inputs {
-        key.add(
-            &p.file_name().unwrap_or_default().to_string_lossy(),
-            fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-        );
-    }
-    let dir = root.join(format!("glibc-floor-{}", key.finish()));
-    if is_complete(&dir) {
-        return Ok(dir);
-    }
-    let tmp = crate::cache::tempdir_in(root)?;
+    let tmp = crate::cache::tempdir_in(dir.parent().context("a floor dir has a parent")?)?;
     let t = &tmp.path().join("out");
     fs::create_dir(t)?;
     for p in &inputs {
-        fs::copy(p, t.join(p.file_name().unwrap()))?;
+        fs::copy(p, t.join(p.file_name().unwrap()))
+            .with_context(|| format!("copying {}", p.display()))?;
     }
     // (gcc links PIEs with Scrt1.o; zig's crt1.o is position-independent)
     fs::copy(&zig.crt1, t.join("Scrt1.o"))?;
@@ -165,9 +160,24 @@ fn link_dir(zig: &ZigLibc, root: &Path) -> Result<PathBuf> {
             dir.join("libc_nonshared.a").display()
         ),
     )?;
+    let mut args = vec![
+        "-nostdinc".to_string(),
+        "-isystem".into(),
+        gcc_file("include")?.display().to_string(),
+    ];
+    for d in &zig.header_dirs {
+        args.extend(["-isystem".to_string(), d.clone()]);
+    }
+    args.extend(zig.defines.iter().cloned());
+    args.extend([
+        format!("-B{}", dir.display()),
+        format!("-L{}", dir.display()),
+        // (libgcc_s.so.1 is not on the allowlist of libraries)
+        "-static-libgcc".to_string(),
+    ]);
+    fs::write(t.join(GCC_ARGS), args.join("\n") + "\n")?;
     mark_complete(t)?;
-    commit_dir(t, &dir)?;
-    Ok(dir)
+    commit_dir(t, dir)
 }
 
 /// A file of the machine's gcc installation (`gcc -print-file-name`).
@@ -184,41 +194,40 @@ fn gcc_file(name: &str) -> Result<PathBuf> {
 }
 
 /// Writes `<bin>/<triple>-gcc` and returns its name and a key naming what
-/// it compiles with (gcc's version, zig's headers, the stubs).
+/// it compiles with. The floor directory is made once per zig (`zig_key`:
+/// its wheel and target) and gcc release; later runs only read it.
 pub fn wrapper(
     tc: &Toolchain,
     zig_cc: &str,
+    zig_key: &str,
     bin: &Path,
     cache: &Cache,
 ) -> Result<(String, String)> {
-    let zig = ask_zig(zig_cc)?;
-    let dir = link_dir(&zig, &cache.dir(&format!("toolchains/{}", tc.triple))?)?;
-    let gcc_headers = gcc_file("include")?;
-    let mut args = vec![
-        "-nostdinc".to_string(),
-        "-isystem".into(),
-        gcc_headers.display().to_string(),
-    ];
-    for d in &zig.header_dirs {
-        args.extend(["-isystem".to_string(), d.clone()]);
+    let version = crate::util::stdout_of(Command::new("gcc").arg("--version"), "gcc --version")?;
+    let dir = cache
+        .dir(&format!("toolchains/{}", tc.triple))?
+        .join(format!(
+            "glibc-floor-{}",
+            KeyBuilder::new("gcc-floor")
+                .add("zig", zig_key)
+                .add("gcc", &version)
+                .finish()
+        ));
+    let _lock = lock_build(&dir)?;
+    if !is_complete(&dir) {
+        make_floor_dir(zig_cc, &dir)?;
     }
-    args.extend(zig.defines.iter().cloned());
-    args.extend([
-        format!("-B{}", dir.display()),
-        format!("-L{}", dir.display()),
-        // (libgcc_s.so.1 is not on the allowlist of libraries)
-        "-static-libgcc".to_string(),
-    ]);
+    let args = fs::read_to_string(dir.join(GCC_ARGS))
+        .with_context(|| format!("reading {}", dir.join(GCC_ARGS).display()))?;
     let script = format!(
         "#!/bin/sh\n# Written by tlsforge (toolchains/{}.toml [cpython_gcc], xtask/src/gcc_floor.rs):\n\
          # the machine's gcc with zig's glibc headers, start file and link stubs.\n\
          exec gcc {} \"$@\"\n",
         tc.triple,
-        args.join(" ")
+        args.split_whitespace().collect::<Vec<_>>().join(" ")
     );
     let name = format!("{}-gcc", tc.triple);
     crate::compilers::write_executable(&bin.join(&name), &script)?;
-    let version = crate::util::stdout_of(Command::new("gcc").arg("--version"), "gcc --version")?;
     let key = KeyBuilder::new("gcc")
         .add("version", version)
         .add("wrapper", &script)

@@ -64,21 +64,23 @@ pub fn plan<'a>(
     cc: &CpythonCc,
     python2: bool,
 ) -> Result<Plan<'a>> {
-    if cc.gcc_floor {
-        return Ok(gcc_plan(profile, tc, python2));
-    }
     let mut notes = Vec::new();
-    // Both need clang's tools of the compiler's LLVM release, which a
-    // toolchain names in [pgo]; the system gcc toolchains (musl) have none.
+    // clang's PGO and LTO need the tools of the compiler's LLVM release,
+    // which a toolchain names in [pgo] (the musl-gcc toolchain has none);
+    // gcc's need nothing beside gcc (libgcov is its own, its LTO runs in
+    // gcc's driver with the linker plugin).
+    let gcc = cc.gcc_floor;
     let tools = tc.pgo.as_ref();
-    if (profile.pgo || profile.lto) && tools.is_none() {
+    let can_optimise = gcc || tools.is_some();
+    if (profile.pgo || profile.lto) && !can_optimise {
         notes.push(format!(
             "toolchains/{}.toml has no [pgo] tools: built without PGO and LTO",
             tc.triple
         ));
     }
+    let mut pgo = false;
     let mut pgo_tools = None;
-    if let (true, Some(t)) = (profile.pgo, tools) {
+    if profile.pgo && can_optimise {
         if !tc.runs_here() {
             notes.push(format!(
                 "no PGO: the training run needs a {} machine (this is {})",
@@ -91,83 +93,42 @@ pub fn plan<'a>(
                 profile.name
             ));
         } else {
-            let packages: Vec<(&str, &str)> = t
-                .packages
-                .iter()
-                .map(|(c, p)| (c.as_str(), p.as_str()))
-                .collect();
-            crate::prereqs::ensure(&packages)?;
-            check_llvm_release(&cc.name, t, &tc.triple)?;
-            pgo_tools = Some(t);
+            if let (false, Some(t)) = (gcc, tools) {
+                let packages: Vec<(&str, &str)> = t
+                    .packages
+                    .iter()
+                    .map(|(c, p)| (c.as_str(), p.as_str()))
+                    .collect();
+                crate::prereqs::ensure(&packages)?;
+                check_llvm_release(&cc.name, t, &tc.triple)?;
+                pgo_tools = Some(t);
+            }
+            pgo = true;
         }
     }
-    let lto = profile.lto && tools.is_some();
-    let mut flags = Vec::new();
-    if pgo_tools.is_some() {
-        flags.push(PGO_GEN_FLAG.to_string());
-        flags.push("-fprofile-instr-use".to_string());
-    }
-    if lto {
-        flags.push(LTO_FLAG.to_string());
-        flags.extend(profile.lto_link_flags.iter().map(|f| format!("{f} (link)")));
-    }
-    Ok(Plan {
-        summary: Optimisation {
-            profile: profile.name.clone(),
-            pgo: pgo_tools.is_some(),
-            lto,
-            notes,
-            flags,
-            training_task: pgo_tools
-                .and(profile.profile_task(python2))
-                .map(str::to_string),
-        },
-        pgo_tools,
-        gcc: false,
-        lto_link_flags: if lto {
-            profile.lto_link_flags.clone()
-        } else {
-            vec![]
-        },
-        python2,
-    })
-}
-
-/// gcc's PGO needs nothing beside gcc (libgcov is gcc's own) and its LTO
-/// runs in gcc's driver with the linker plugin; CPython's configure and
-/// Makefile know both (`--with-lto`: `-flto -fuse-linker-plugin
-/// -ffat-lto-objects`). 2.7's LTO flags ride on its PGO make targets only.
-fn gcc_plan<'a>(profile: &Profile, tc: &'a Toolchain, python2: bool) -> Plan<'a> {
-    let mut notes = Vec::new();
-    let mut pgo = profile.pgo;
-    if pgo && !tc.runs_here() {
-        pgo = false;
-        notes.push(format!(
-            "no PGO: the training run needs a {} machine",
-            tc.triple
-        ));
-    } else if pgo && profile.profile_task(python2).is_none() {
-        pgo = false;
-        notes.push(format!(
-            "no PGO: profile {} names no training task for this version",
-            profile.name
-        ));
-    }
-    let mut lto = profile.lto;
-    if lto && python2 && !pgo {
+    let mut lto = profile.lto && can_optimise;
+    if lto && gcc && python2 && !pgo {
         lto = false;
         notes.push("no LTO: 2.7's Makefile applies gcc's LTO flags in its PGO build only".into());
     }
     let mut flags = Vec::new();
     if pgo {
-        flags.push(GCC_PGO_GEN_FLAG.to_string());
-        flags.push(GCC_PGO_USE_FLAGS.to_string());
+        let (generate, use_profile) = if gcc {
+            (GCC_PGO_GEN_FLAG, GCC_PGO_USE_FLAGS)
+        } else {
+            (PGO_GEN_FLAG, "-fprofile-instr-use")
+        };
+        flags.extend([generate.to_string(), use_profile.to_string()]);
     }
     if lto {
-        flags.push("--with-lto (gcc: -flto -fuse-linker-plugin -ffat-lto-objects)".into());
+        flags.push(if gcc {
+            "--with-lto (gcc: -flto -fuse-linker-plugin -ffat-lto-objects)".to_string()
+        } else {
+            LTO_FLAG.to_string()
+        });
         flags.extend(profile.lto_link_flags.iter().map(|f| format!("{f} (link)")));
     }
-    Plan {
+    Ok(Plan {
         summary: Optimisation {
             profile: profile.name.clone(),
             pgo,
@@ -179,15 +140,15 @@ fn gcc_plan<'a>(profile: &Profile, tc: &'a Toolchain, python2: bool) -> Plan<'a>
                 .filter(|_| pgo)
                 .map(str::to_string),
         },
-        pgo_tools: None,
-        gcc: true,
+        pgo_tools,
+        gcc,
         lto_link_flags: if lto {
             profile.lto_link_flags.clone()
         } else {
             vec![]
         },
         python2,
-    }
+    })
 }
 
 /// The raw profile format changes between LLVM releases: the profile

@@ -390,8 +390,8 @@ pub struct PgoTools {
 
 /// `[cpython_gcc]` in a toolchain: the CPython series whose interpreter the
 /// machine's gcc compiles instead of zig's clang, still for zig's glibc
-/// floor (compilers.rs assembles the headers, start files and link stubs
-/// zig uses into a sysroot for gcc). PGO and LTO are then gcc's own.
+/// floor (gcc_floor.rs gives gcc the headers, start file and link stubs
+/// zig uses). PGO and LTO are then gcc's own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CpythonGcc {
     /// Series (`2.7`) built this way; the others stay with zig.
@@ -406,6 +406,13 @@ pub struct CpythonGcc {
     /// build only, like `build_flags`.)
     #[serde(default)]
     pub link_libraries: Vec<String>,
+}
+
+impl CpythonGcc {
+    /// Every flag of the route that only our build may see.
+    pub fn build_only_flags(&self) -> impl Iterator<Item = &String> {
+        self.build_flags.iter().chain(&self.link_libraries)
+    }
 }
 
 /// `recipes/profiles.toml`: how hard the compiler works on CPython.

@@ -65,7 +65,7 @@ impl Rules {
             .chain(
                 tc.cpython_gcc
                     .iter()
-                    .flat_map(|g| g.build_flags.iter().chain(&g.link_libraries).cloned()),
+                    .flat_map(|g| g.build_only_flags().cloned()),
             )
             .collect();
         Ok(Rules {
