@@ -92,12 +92,14 @@ fn parse_command_lines(text: &str) -> Result<ZigLibc> {
         .map(Path::to_path_buf)
         .collect();
     let missing = |what: &str| format!("zig's command lines name no {what}:\n{text}");
+    // (the first time, zig also prints the compiles that build its start
+    // file and stubs, so a path or flag may come more than once)
     let zig = ZigLibc {
         crt1: ends("/crt1.o").with_context(|| missing("crt1.o"))?,
         nonshared: ends("/libc_nonshared.a").with_context(|| missing("libc_nonshared.a"))?,
-        header_dirs,
-        defines,
-        stubs,
+        header_dirs: first_of_each(header_dirs),
+        defines: first_of_each(defines),
+        stubs: first_of_each(stubs),
     };
     if zig.header_dirs.is_empty() || zig.defines.is_empty() {
         bail!("{}", missing("glibc header directories or __GLIBC_MINOR__"));
@@ -106,6 +108,17 @@ fn parse_command_lines(text: &str) -> Result<ZigLibc> {
         bail!("{}", missing("libc.so.6 stub"));
     }
     Ok(zig)
+}
+
+/// `items` without repeats, in the order of their first appearance.
+fn first_of_each<T: PartialEq>(items: Vec<T>) -> Vec<T> {
+    let mut seen = Vec::new();
+    for item in items {
+        if !seen.contains(&item) {
+            seen.push(item);
+        }
+    }
+    seen
 }
 
 /// The file of a floor directory that holds gcc's arguments, one a line.
@@ -274,6 +287,17 @@ ld.lld --error-limit=0 -z stack-size=16777216 -pie -o probe /c/o/28/crt1.o -dyna
                 "/c/o/b3/libpthread.so.0"
             ]
         );
+    }
+
+    /// With an empty zig cache, zig prints the stubs it builds before its
+    /// link line names them again, and each compile's header directories.
+    #[test]
+    fn stubs_named_twice_are_taken_once() {
+        let twice = format!("{PRINTED}\n{PRINTED}");
+        let zig = parse_command_lines(&twice).unwrap();
+        assert_eq!(zig.stubs.len(), 4, "{:?}", zig.stubs);
+        assert_eq!(zig.header_dirs.len(), 3, "{:?}", zig.header_dirs);
+        assert_eq!(zig.defines, ["-D__GLIBC_MINOR__=17"]);
     }
 
     #[test]
