@@ -147,7 +147,8 @@ fn make_floor_dir(zig_cc: &str, dir: &Path) -> Result<()> {
         let name = stub.file_name().unwrap().to_string_lossy().to_string();
         let dev = name.rsplit_once(".so.").unwrap().0.to_string() + ".so";
         if dev != "libc.so" {
-            std::os::unix::fs::symlink(&name, t.join(dev))?;
+            std::os::unix::fs::symlink(&name, t.join(&dev))
+                .with_context(|| format!("linking {dev} to {name} in {}", t.display()))?;
         }
     }
     // The dynamic loader's stub is libld.so.2 (its soname is the loader's).
